@@ -1,0 +1,43 @@
+"""``collect worker``: a Celery worker with Collect's defaults.
+
+Run as many as the load needs, on as many hosts (each with the same
+``DATABASE_URL`` and ``CELERY_BROKER_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run a Celery worker that takes Collect's jobs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--concurrency", "-c", type=int, default=settings.CELERY_WORKER_CONCURRENCY
+        )
+        parser.add_argument(
+            "--hostname",
+            "-n",
+            default=os.environ.get("COLLECT_WORKER_NAME")
+            or f"collect@{socket.gethostname()}-{os.getpid()}",
+        )
+        parser.add_argument("--loglevel", "-l", default=os.environ.get("LOG_LEVEL", "INFO"))
+        parser.add_argument("--pool", default=os.environ.get("COLLECT_WORKER_POOL", "prefork"))
+
+    def handle(
+        self, *args: Any, concurrency: int, hostname: str, loglevel: str, pool: str, **options: Any
+    ) -> None:
+        argv = [
+            sys.executable, "-m", "celery", "-A", "collect", "worker",
+            "--loglevel", loglevel, "--concurrency", str(concurrency),
+            "--hostname", hostname, "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--pool", pool, "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        os.execv(sys.executable, argv)

@@ -1,0 +1,229 @@
+"""Runs one job on a worker: claim, prepare, batches, pause/stop, finish.
+
+The job row is the only truth. Each batch is written in one transaction that
+first locks the job row and checks that this worker still holds the lease
+(its ``lease_token``), then writes the batch and the new checkpoint together.
+So a worker that lost its job (it was too slow, another took over) can never
+commit, and after a crash the next worker starts exactly where the database
+says the last commit ended: no row twice, none lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from jobs.kinds import Batch, Interrupted, JobFailed, JobKind, RunContext, get_kind
+from jobs.models import Job, State
+
+log = logging.getLogger(__name__)
+
+MAX_SAMPLES = 240
+
+
+class LostLease(Exception):
+    """Another worker owns the job now; this one must write nothing more."""
+
+
+def _lease_until() -> Any:
+    return timezone.now() + timedelta(seconds=settings.COLLECT_JOB_LEASE_SECONDS)
+
+
+def claim(job_id: Any, *, token: uuid.UUID, worker: str) -> Job | None:
+    """Take the job if nobody holds it; None if it is not ours to run."""
+    now = timezone.now()
+    claimable = (
+        Q(state=State.QUEUED)
+        | Q(state__in=[State.RUNNING, State.STOPPING], lease_expires_at__lt=now)
+        | Q(state=State.STOPPING, lease_expires_at=None)
+    )
+    taken = (
+        Job.objects.filter(claimable, id=job_id).update(
+            state=Case(When(state=State.QUEUED, then=Value(State.RUNNING)), default=F("state")),
+            lease_token=token,
+            lease_expires_at=_lease_until(),
+            worker=worker[:255],
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), Value(now)),
+            updated_at=now,
+        )
+        == 1
+    )
+    if not taken:
+        return None
+    return Job.objects.get(id=job_id)
+
+
+class Runner:
+    def __init__(self, job: Job, kind: JobKind, token: uuid.UUID) -> None:
+        self.job = job
+        self.kind = kind
+        self.token = token
+        self.ctx = RunContext(job=job, heartbeat_fn=self.heartbeat)
+        self._last_beat = 0.0
+
+    # --- fencing --------------------------------------------------------
+
+    def _ours(self) -> Any:
+        return Job.objects.filter(id=self.job.id, lease_token=self.token)
+
+    def _lock(self) -> Job:
+        """Lock our job row inside the current transaction; LostLease if not ours."""
+        row = (
+            Job.objects.select_for_update()
+            .only("state", "lease_token", "processed", "run_seconds", "samples")
+            .get(id=self.job.id)
+        )
+        if row.lease_token != self.token:
+            raise LostLease(str(self.job.id))
+        return row
+
+    def heartbeat(self) -> None:
+        """Renew the lease at most once a second during long steps; honour pause and stop."""
+        now = time.monotonic()
+        if now - self._last_beat < 1.0:
+            return
+        self._last_beat = now
+        if not self._ours().update(lease_expires_at=_lease_until()):
+            raise LostLease(str(self.job.id))
+        state = Job.objects.values_list("state", flat=True).get(id=self.job.id)
+        if state in {State.PAUSING, State.STOPPING}:
+            raise Interrupted(state)
+
+    def _finish_state(self, state: str, **changes: Any) -> None:
+        now = timezone.now()
+        terminal = state in {State.STOPPED, State.SUCCEEDED, State.FAILED}
+        self._ours().update(
+            state=state,
+            lease_token=None,
+            lease_expires_at=None,
+            finished_at=now if terminal else None,
+            updated_at=now,
+            **changes,
+        )
+
+    # --- the run --------------------------------------------------------
+
+    def run(self) -> None:
+        job = self.job
+        if job.state == State.STOPPING:
+            return self.undo()
+        try:
+            checkpoint = job.checkpoint
+            if checkpoint is None:
+                total = self.kind.prepare(self.ctx)
+                checkpoint = self.kind.initial_checkpoint(self.ctx)
+                with transaction.atomic():
+                    row = self._lock()
+                    if row.state == State.STOPPING:
+                        return self.undo()
+                    self._ours().update(total=total, checkpoint=checkpoint)
+                    job.total = total
+            else:
+                self.kind.resume(self.ctx, checkpoint)
+            self.batches(checkpoint)
+        except Interrupted as stop_or_pause:
+            if stop_or_pause.state == State.STOPPING:
+                self.undo()
+            else:
+                self._finish_state(State.PAUSED)
+                log.info("job %s paused before writing anything", job.id)
+        except JobFailed as failure:
+            log.info("job %s failed: %s", job.id, failure.message)
+            self.undo(
+                final_state=State.FAILED,
+                error=failure.message,
+                problems=failure.problems[:100],
+                problem_count=failure.problem_count or len(failure.problems),
+                error_report_file=failure.error_report_file,
+            )
+
+    def batches(self, checkpoint: dict[str, Any]) -> None:
+        job = self.job
+        while True:
+            started = time.monotonic()
+            batch: Batch | None = self.kind.next_batch(self.ctx, checkpoint)
+            with transaction.atomic():
+                row = self._lock()
+                if row.state == State.PAUSING:
+                    self._finish_state(State.PAUSED)
+                    log.info("job %s paused at %s", job.id, checkpoint)
+                    return
+                if row.state == State.STOPPING:
+                    break
+                if batch is None:
+                    break
+                self.kind.write_batch(self.ctx, batch)
+                elapsed = time.monotonic() - started
+                processed = row.processed + batch.count
+                run_seconds = row.run_seconds + elapsed
+                samples = list(row.samples or [])
+                if not samples or run_seconds - samples[-1][0] >= 1.0:
+                    samples.append([round(run_seconds, 2), processed])
+                    if len(samples) > MAX_SAMPLES:
+                        samples = samples[::2]
+                self._ours().update(
+                    checkpoint=batch.checkpoint,
+                    processed=processed,
+                    run_seconds=run_seconds,
+                    rate=processed / run_seconds if run_seconds > 0 else 0.0,
+                    samples=samples,
+                    lease_expires_at=_lease_until(),
+                    updated_at=timezone.now(),
+                )
+            checkpoint = batch.checkpoint
+        if row.state == State.STOPPING:
+            return self.undo()
+        result = self.kind.finish(self.ctx)
+        self._finish_state(State.SUCCEEDED, result=result or {})
+        log.info("job %s succeeded: %s", job.id, result)
+
+    def undo(self, final_state: str = State.STOPPED, **changes: Any) -> None:
+        """Delete what the job wrote, chunk by chunk, then mark it stopped (or failed)."""
+        removed = 0
+        while True:
+            with transaction.atomic():
+                self._lock()
+                n = self.kind.undo_chunk(self.ctx)
+                self._ours().update(lease_expires_at=_lease_until())
+            if not n:
+                break
+            removed += n
+        self.kind.discard(self.job)
+        self._finish_state(final_state, **changes)
+        log.info("job %s %s; %d rows removed", self.job.id, final_state, removed)
+
+
+def run(job_id: Any, *, worker: str) -> None:
+    """Run (or continue, or undo) the job if it is ours to run."""
+    token = uuid.uuid4()
+    job = claim(job_id, token=token, worker=worker)
+    if job is None:
+        log.info("job %s: not claimable (taken, paused, finished or gone); skipping", job_id)
+        return
+    log.info("job %s claimed by %s (%s, attempt %d)", job.id, worker, job.state, job.attempts)
+    runner = Runner(job, get_kind(job.kind), token)
+    try:
+        runner.run()
+    except LostLease:
+        log.warning("job %s: another worker took it over; this one stops", job.id)
+    except (OperationalError, InterfaceError):
+        # The database went away mid-batch: nothing half-written was committed.
+        # The lease runs out and a sweeping worker hands the job on.
+        log.exception("job %s: database error; the job will be retried", job.id)
+        close_old_connections()
+    except Exception as exc:
+        log.exception("job %s: unexpected error", job.id)
+        try:
+            runner.undo(final_state=State.FAILED, error=f"Unexpected error: {exc}")
+        except Exception:
+            log.exception("job %s: could not undo after the error", job.id)

@@ -1,0 +1,100 @@
+"""What a job kind implements, and what the engine gives it while it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from jobs.models import Job
+
+
+class JobFailed(Exception):
+    """The job cannot succeed; the message is shown to the user as it is."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: list[dict[str, Any]] | None = None,
+        problem_count: int = 0,
+        error_report_file: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+        self.problem_count = problem_count
+        self.error_report_file = error_report_file
+
+
+class Interrupted(Exception):
+    """Raised by ``RunContext.heartbeat`` when the user asked to pause or stop."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
+@dataclass
+class Batch:
+    """One batch read by ``next_batch`` and written by ``write_batch``.
+
+    ``count`` is how many units (rows) the batch adds to the progress;
+    ``checkpoint`` is where the next batch starts once this one is committed.
+    """
+
+    count: int
+    checkpoint: dict[str, Any]
+    payload: Any = None
+
+
+@dataclass
+class RunContext:
+    """The job as the worker runs it, with a way to check in during long steps."""
+
+    job: Job
+    heartbeat_fn: Callable[[], None] = field(repr=False)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def heartbeat(self) -> None:
+        """Renew the lease; raise ``Interrupted`` if the user asked to pause or stop."""
+        self.heartbeat_fn()
+
+
+class JobKind:
+    """Base class of every job kind. Subclasses set ``name`` and override the steps."""
+
+    name: ClassVar[str]
+    verbose_name: ClassVar[str] = ""
+
+    def prepare(self, ctx: RunContext) -> int | None:
+        """Validate and count, before anything is written; return the total or None.
+
+        Long work calls ``ctx.heartbeat()`` now and then. Raise ``JobFailed`` to fail.
+        """
+        return None
+
+    def initial_checkpoint(self, ctx: RunContext) -> dict[str, Any]:
+        return {}
+
+    def resume(self, ctx: RunContext, checkpoint: dict[str, Any]) -> None:
+        """Called once when a run continues from a committed checkpoint."""
+
+    def next_batch(self, ctx: RunContext, checkpoint: dict[str, Any]) -> Batch | None:
+        """Read the next batch outside any transaction; None when there is no more."""
+        raise NotImplementedError
+
+    def write_batch(self, ctx: RunContext, batch: Batch) -> None:
+        """Write the batch; runs in the transaction that commits the checkpoint."""
+        raise NotImplementedError
+
+    def undo_chunk(self, ctx: RunContext) -> int:
+        """Delete some of what the job wrote (in a transaction); return how much. 0 = done."""
+        return 0
+
+    def discard(self, job: Job) -> None:
+        """Remove files the job owns (upload, partial result) after a stop."""
+
+    def finish(self, ctx: RunContext) -> dict[str, Any]:
+        """Last step after the final batch (e.g. send the e-mail); returns the result."""
+        return {}

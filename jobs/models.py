@@ -1,0 +1,119 @@
+"""The one table that knows the truth about every long-running job."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class State(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSING = "pausing"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset({State.STOPPED, State.SUCCEEDED, State.FAILED})
+ACTIVE = frozenset({State.QUEUED, State.RUNNING, State.PAUSING, State.STOPPING})
+# States in which a worker holds (or may hold) a lease on the job.
+LEASED = frozenset({State.RUNNING, State.PAUSING, State.STOPPING})
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=50)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    params = models.JSONField(default=dict, blank=True)
+    # What the user will recognise the job by: a file name, a date range.
+    label = models.CharField(max_length=255, blank=True)
+
+    processed = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(null=True, blank=True)
+    # Where the next batch starts; committed in the same transaction as the batch.
+    checkpoint = models.JSONField(null=True, blank=True)
+    # Rows per second of run time, and run time so far (pauses excluded).
+    rate = models.FloatField(default=0.0)
+    run_seconds = models.FloatField(default=0.0)
+    # Throughput samples for the detail page: [[seconds since start, processed], ...].
+    samples = models.JSONField(default=list, blank=True)
+
+    worker = models.CharField(max_length=255, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    error = models.TextField(blank=True)
+    # The first validation problems (the full list is the error report file).
+    problems = models.JSONField(default=list, blank=True)
+    problem_count = models.BigIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    result_file = models.CharField(max_length=500, blank=True)
+    error_report_file = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["state", "lease_expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.state})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("job-detail", args=[self.id])
+
+    @property
+    def task_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def percent(self) -> float | None:
+        if not self.total:
+            return 100.0 if self.state == State.SUCCEEDED else (0.0 if self.total == 0 else None)
+        return round(min(100.0, 100.0 * self.processed / self.total), 1)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.state not in {State.RUNNING, State.QUEUED, State.PAUSING} or not self.total:
+            return None
+        if self.rate <= 0:
+            return None
+        return round(max(0, self.total - self.processed) / self.rate, 1)
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return (self.params or {}).get(name, default)
+
+
+class CountRow(models.Model):
+    """Rows written by the built-in ``count`` kind, which tests the engine on its own.
+
+    The unique constraint makes a duplicate write fail loudly instead of hiding.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+", db_index=False)
+    n = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "n"], name="countrow_job_n_unique")]

@@ -1,0 +1,190 @@
+"""Every change of a job's state that a person (or a script) asks for.
+
+Views, the API, the CLI and the admin all call these functions. Each change
+is a compare-and-set ``UPDATE … WHERE state IN (…)`` that must touch exactly
+one row, so two requests racing for one job can never leave it half-changed:
+one wins, the other sees the new state and answers accordingly.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from jobs.models import ACTIVE, Job, State
+
+log = logging.getLogger(__name__)
+
+
+
+class JobStateError(Exception):
+    """The asked-for change is impossible from the job's current state (HTTP 409)."""
+
+    def __init__(self, job: Job, action: str) -> None:
+        self.job = job
+        self.action = action
+        self.state = job.state
+        super().__init__(f"Cannot {action} a job that is {job.state}.")
+
+
+def jobs_visible_to(user: Any) -> QuerySet[Job]:
+    """The jobs a user may see and control: their own, or all of them for staff."""
+    if not getattr(user, "is_authenticated", False):
+        return Job.objects.none()
+    if user.is_staff:
+        return Job.objects.all()
+    return Job.objects.filter(owner=user)
+
+
+def _enqueue(job_id: Any) -> None:
+    from jobs.tasks import run_job
+
+    run_job.apply_async(args=[str(job_id)], task_id=str(job_id))
+
+
+def enqueue_after_commit(job_id: Any) -> None:
+    """Send the job to the workers once the row they will read is committed."""
+    transaction.on_commit(lambda: _enqueue(job_id))
+
+
+@transaction.atomic
+def job_create(*, kind: str, owner: Any, params: dict[str, Any], label: str = "") -> Job:
+    from jobs.kinds import get_kind
+
+    get_kind(kind)  # an unknown kind is a programming error: fail here, not in a worker
+    job = Job.objects.create(
+        kind=kind, owner=owner, params=params, label=label[:255], enqueued_at=timezone.now()
+    )
+    log.info("job %s created: kind=%s owner=%s", job.id, kind, owner)
+    print(f"Task id: {job.id}", flush=True)  # the seed printed the task id; people rely on it
+    enqueue_after_commit(job.id)
+    return job
+
+
+def _cas(job: Job, from_states: set[str], **changes: Any) -> bool:
+    changes.setdefault("updated_at", timezone.now())
+    return Job.objects.filter(id=job.id, state__in=from_states).update(**changes) == 1
+
+
+def job_pause(*, job: Job, by: Any = None) -> Job:
+    """Ask a job to pause. A queued job pauses at once; a running one after its batch."""
+    for _ in range(5):
+        if job.state in {State.PAUSING, State.PAUSED}:
+            return job
+        if job.state == State.QUEUED and _cas(job, {State.QUEUED}, state=State.PAUSED):
+            break
+        if job.state == State.RUNNING and _cas(job, {State.RUNNING}, state=State.PAUSING):
+            break
+        if job.state not in {State.QUEUED, State.RUNNING}:
+            raise JobStateError(job, "pause")
+        job.refresh_from_db()
+    job.refresh_from_db()
+    log.info("job %s pause requested by %s: now %s", job.id, by, job.state)
+    return job
+
+
+def job_resume(*, job: Job, by: Any = None) -> Job:
+    """Resume a paused job: it is queued again and any worker continues from its checkpoint."""
+    for _ in range(5):
+        if job.state in {State.QUEUED, State.RUNNING}:
+            return job
+        # The worker has not seen the pause yet: simply carry on.
+        if job.state == State.PAUSING and _cas(job, {State.PAUSING}, state=State.RUNNING):
+            break
+        if job.state == State.PAUSED:
+            with transaction.atomic():
+                if _cas(job, {State.PAUSED}, state=State.QUEUED, enqueued_at=timezone.now()):
+                    enqueue_after_commit(job.id)
+                    break
+        if job.state not in {State.PAUSING, State.PAUSED}:
+            raise JobStateError(job, "resume")
+        job.refresh_from_db()
+    job.refresh_from_db()
+    log.info("job %s resume requested by %s: now %s", job.id, by, job.state)
+    return job
+
+
+def job_stop(*, job: Job, by: Any = None) -> Job:
+    """Stop a job and undo what it wrote.
+
+    A job that never started is stopped on the spot. A running job stops after
+    its current batch and its worker undoes its writes; a paused (or re-queued)
+    job is handed to a worker just to undo them.
+    """
+    from jobs.kinds import get_kind
+
+    for _ in range(5):
+        if job.state in {State.STOPPING, State.STOPPED}:
+            return job
+        if job.state == State.QUEUED and job.started_at is None:
+            now = timezone.now()
+            if Job.objects.filter(id=job.id, state=State.QUEUED, started_at=None).update(
+                state=State.STOPPED, finished_at=now, updated_at=now
+            ):
+                get_kind(job.kind).discard(job)
+                break
+        elif job.state in {State.RUNNING, State.PAUSING}:
+            if _cas(job, {State.RUNNING, State.PAUSING}, state=State.STOPPING):
+                break
+        elif job.state in {State.QUEUED, State.PAUSED}:
+            with transaction.atomic():
+                if _cas(
+                    job,
+                    {State.QUEUED, State.PAUSED},
+                    state=State.STOPPING,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    enqueued_at=timezone.now(),
+                ):
+                    enqueue_after_commit(job.id)
+                    break
+        else:
+            raise JobStateError(job, "stop")
+        job.refresh_from_db()
+    job.refresh_from_db()
+    log.info("job %s stop requested by %s: now %s", job.id, by, job.state)
+    return job
+
+
+def job_sweep() -> int:
+    """Hand jobs whose worker vanished to the workers again; return how many.
+
+    Every worker runs this periodically. The embedded broker never redelivers
+    a message that a dead worker had taken, so the database, not the broker,
+    decides what still has to run. A compare-and-set on ``enqueued_at`` makes
+    sure only one of many sweeping workers re-sends a given job.
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=settings.COLLECT_JOB_LEASE_SECONDS)
+    # A worker died while pausing: its last batch is committed, so it is paused.
+    Job.objects.filter(state=State.PAUSING, lease_expires_at__lt=now).update(
+        state=State.PAUSED, lease_token=None, lease_expires_at=None, updated_at=now
+    )
+    requeue_queued = timedelta(seconds=settings.COLLECT_REQUEUE_QUEUED_SECONDS)
+    orphans = Job.objects.filter(
+        Q(state__in=[State.RUNNING, State.STOPPING], lease_expires_at__lt=now)
+        | Q(state=State.STOPPING, lease_expires_at=None, enqueued_at__lt=now - lease)
+        | Q(state=State.QUEUED, enqueued_at__lt=now - requeue_queued)
+    ).values_list("id", "enqueued_at")
+    sent = 0
+    for job_id, enqueued_at in orphans[:500]:
+        # Running jobs: re-send at most once per lease period.
+        if (
+            Job.objects.filter(id=job_id, enqueued_at=enqueued_at)
+            .filter(Q(enqueued_at=None) | Q(enqueued_at__lt=now - min(lease, requeue_queued)))
+            .update(enqueued_at=now)
+        ):
+            log.warning("job %s: worker gone or message lost; handing it to a worker", job_id)
+            _enqueue(job_id)
+            sent += 1
+    return sent
+
+
+def active_job_count() -> int:
+    return Job.objects.filter(state__in=ACTIVE).count()

@@ -1,0 +1,42 @@
+"""A base for pages that scripts use too (the seed's URLs).
+
+They accept a browser session (CSRF enforced) or an API token, answer HTML
+to browsers and JSON to JSON clients, and send anonymous browsers to log in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponseBase
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+
+def wants_json(request: Any) -> bool:
+    """Token clients and clients that ask for JSON get JSON; browsers get pages."""
+    if isinstance(getattr(request, "successful_authenticator", None), TokenAuthentication):
+        return True
+    accept = request.META.get("HTTP_ACCEPT", "")
+    if "application/json" in accept and "text/html" not in accept:
+        return True
+    return request.META.get("CONTENT_TYPE", "").startswith("application/json")
+
+
+class PageOrJsonView(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            if not wants_json(self.request) and "HTTP_AUTHORIZATION" not in self.request.META:
+                return redirect_to_login(self.request.get_full_path())
+        return super().handle_exception(exc)
+
+    def json(self, request: Request) -> bool:
+        return wants_json(request)
