@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "collect",
     "jobs",
+    "teams",
+    "responses",
 ]
 
 MIDDLEWARE = [

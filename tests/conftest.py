@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from jobs.models import ACTIVE, Job
+from tests.workers import Worker, wait_for
+
+
+@pytest.fixture(scope="session")
+def worker_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workers")
+
+
+@pytest.fixture(scope="session")
+def _purged_queue(django_db_setup: None) -> None:
+    """Start from an empty test queue: no message from an earlier run may be taken."""
+    from collect.celery import app
+
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        shutil.rmtree(settings.BROKER_DIR / "queue", ignore_errors=True)
+        (settings.BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
+    else:
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_declare(
+                queue=settings.CELERY_TASK_DEFAULT_QUEUE, durable=True, auto_delete=False
+            )
+            conn.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+class _SharedWorker:
+    """One worker process shared by the tests that need any worker (started lazily)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.worker: Worker | None = None
+
+    def get(self) -> Worker:
+        if self.worker is None or not self.worker.alive:
+            self.worker = Worker(self.log_dir).start()
+        return self.worker
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+
+@pytest.fixture(scope="session")
+def shared_worker(
+    django_db_setup: None, _purged_queue: None, worker_log_dir: Path
+) -> Iterator[_SharedWorker]:
+    holder = _SharedWorker(worker_log_dir)
+    yield holder
+    holder.stop()
+
+
+def _settle_jobs() -> None:
+    """Stop whatever a test left running, so the next test starts clean."""
+    from jobs.services import job_stop
+
+    for job in Job.objects.filter(state__in=ACTIVE | {"paused"}):
+        try:
+            job_stop(job=job)
+        except Exception:  # noqa: S110 (already finished)
+            pass
+    try:
+        wait_for(lambda: not Job.objects.filter(state__in=ACTIVE).exists(), timeout=30)
+    except AssertionError:
+        pass
+
+
+@pytest.fixture
+def worker(shared_worker: _SharedWorker, transactional_db: None) -> Iterator[Worker]:
+    """The shared real worker process; the test's data is committed so it can see it."""
+    yield shared_worker.get()
+    _settle_jobs()
+
+
+@pytest.fixture
+def make_worker(
+    shared_worker: _SharedWorker, transactional_db: None, worker_log_dir: Path
+) -> Iterator[type[Worker]]:
+    """Start workers of the test's own (to kill them, say); all are stopped after the test.
+
+    The shared worker is stopped first, so only these workers take the test's jobs.
+    """
+    shared_worker.stop()
+    started: list[Worker] = []
+
+    def factory(**kwargs):  # type: ignore[no-untyped-def]
+        w = Worker(worker_log_dir, **kwargs).start()
+        started.append(w)
+        return w
+
+    yield factory  # type: ignore[misc]
+    if any(w.alive for w in started):
+        _settle_jobs()
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return User.objects.create_user("alice", "alice@example.com", "alice-password")
+
+
+@pytest.fixture
+def other_user(db: None) -> User:
+    return User.objects.create_user("bob", "bob@example.com", "bob-password")
+
+
+@pytest.fixture
+def staff_user(db: None) -> User:
+    return User.objects.create_user("carol", "carol@example.com", "carol-password", is_staff=True)
+
+
+@pytest.fixture
+def api(user: User) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def browser_client(client, user):  # type: ignore[no-untyped-def]
+    client.force_login(user)
+    return client

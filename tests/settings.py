@@ -1,0 +1,21 @@
+"""Settings for the test run: the project's own, with short leases and a test queue.
+
+The worker processes the tests start use these settings too (they inherit the
+environment set here), pointed at the test database by ``DATABASE_URL``.
+"""
+
+import os
+from pathlib import Path
+
+_root = Path(__file__).resolve().parent.parent
+os.environ.setdefault("COLLECT_DATA_DIR", str(_root / "var" / "test"))
+os.environ.setdefault("COLLECT_QUEUE", "collect-test")
+os.environ.setdefault("COLLECT_JOB_LEASE_SECONDS", "3")
+os.environ.setdefault("COLLECT_SWEEP_SECONDS", "0.5")
+os.environ.setdefault("COLLECT_REQUEUE_QUEUED_SECONDS", "5")
+os.environ.setdefault("COLLECT_BROKER_POLL_SECONDS", "0.05")
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright + live_server
+
+from collect.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
