@@ -1,0 +1,50 @@
+# Two commands on a fresh machine:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint format bench clean worker
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# The app alone (SQLite, PostgreSQL drivers); reinstalled when pyproject.toml changes.
+$(VENV)/.run-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e ".[postgres]"
+	touch $@
+
+# Tests need system packages too (Chromium for the browser tests, the MariaDB
+# client library for mysqlclient): scripts/system-deps installs what is missing.
+$(VENV)/.test-installed: pyproject.toml scripts/system-deps | $(VENV)/bin/python
+	scripts/system-deps
+	$(PY) -m pip install -q -e ".[test,postgres]"
+	if pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null; then \
+	  $(PY) -m pip install -q -e ".[mysql]"; \
+	else echo "note: no MariaDB client library; MySQL/MariaDB support not installed"; fi
+	touch $@
+
+run: $(VENV)/.run-installed
+	$(PY) -m collect serve
+
+worker: $(VENV)/.run-installed
+	$(PY) -m collect worker
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy collect jobs teams responses
+
+format: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(VENV)/.test-installed
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,116 @@
+"""Shared by the benchmarks: Django set-up, a real worker process, RSS sampling, tables."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django() -> None:
+    """Benchmarks use the normal settings; by default their own data dir under var/."""
+    os.environ.setdefault("COLLECT_DATA_DIR", str(ROOT / "var" / "bench"))
+    os.environ.setdefault("COLLECT_QUEUE", "collect-bench")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def bench_user() -> Any:
+    from django.contrib.auth.models import User
+
+    return User.objects.get_or_create(username="bench", defaults={"email": "bench@example.com"})[0]
+
+
+class WorkerProcess:
+    """``collect worker`` in its own process group, with peak-RSS sampling of the group."""
+
+    def __init__(self, concurrency: int = 2, env: dict[str, str] | None = None) -> None:
+        self.log = open(Path(os.environ["COLLECT_DATA_DIR"]) / "bench-worker.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "collect", "worker", "--concurrency", str(concurrency)],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        deadline = time.monotonic() + 60
+        log_path = Path(self.log.name)
+        while b" ready." not in log_path.read_bytes():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(log_path.read_text())
+            time.sleep(0.1)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _pids(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True, check=False
+        ).stdout
+        return [int(p) for p in out.split()]
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for pid in self._pids():
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak_rss = max(self.peak_rss, int(line.split()[1]) * 1024)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    def reset_peak(self) -> None:
+        self.peak_rss = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def wait_state(job: Any, states: set[str], timeout: float = 3600, interval: float = 0.005) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        job.refresh_from_db()
+        if job.state in states:
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job.id} stuck in {job.state}")
+        time.sleep(interval)
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells[1:]:
+        lines.append("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def database_label() -> str:
+    from django.conf import settings
+    from django.db import connection
+
+    broker = settings.CELERY_BROKER_URL.split("://")[0]
+    return f"{connection.vendor}+{broker}"

@@ -1,0 +1,165 @@
+"""Who may see and control which job, over pages, the seed's URLs and the API."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from jobs.models import Job, State
+
+
+@pytest.fixture
+def job(user):  # type: ignore[no-untyped-def]
+    return Job.objects.create(kind="count", owner=user, state=State.RUNNING, params={"n": 5})
+
+
+def token_client(u) -> APIClient:  # type: ignore[no-untyped-def]
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=u)[0].key}")
+    return c
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/tasks/", "/tasks/{id}/", "/stop_task/{id}", "/tasks/{id}/pause/", "/"]
+)
+def test_it_sends_anonymous_browsers_to_log_in(client, job, path):  # type: ignore[no-untyped-def]
+    response = client.get(path.format(id=job.id))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/tasks/"),
+        ("get", "/api/tasks/{id}/"),
+        ("post", "/api/tasks/{id}/stop/"),
+        ("post", "/stop_task/{id}"),
+    ],
+)
+def test_it_refuses_anonymous_api_clients(job, method, path):  # type: ignore[no-untyped-def]
+    response = getattr(APIClient(), method)(path.format(id=job.id), HTTP_ACCEPT="application/json")
+    assert response.status_code in (401, 403)
+    job.refresh_from_db()
+    assert job.state == State.RUNNING
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_bad_token(job):  # type: ignore[no-untyped-def]
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert c.post(f"/stop_task/{job.id}").status_code == 401
+    assert c.get("/api/tasks/").json() == {"detail": "Invalid token."}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/tasks/{id}/"),
+        ("post", "/api/tasks/{id}/pause/"),
+        ("post", "/api/tasks/{id}/resume/"),
+        ("post", "/api/tasks/{id}/stop/"),
+        ("post", "/stop_task/{id}"),
+        ("get", "/stop_task/{id}"),
+        ("get", "/tasks/{id}/"),
+        ("get", "/tasks/{id}/result"),
+        ("get", "/tasks/{id}/errors.csv"),
+    ],
+)
+def test_another_users_job_is_a_404(job, other_user, method, path):  # type: ignore[no-untyped-def]
+    c = token_client(other_user)
+    response = getattr(c, method)(path.format(id=job.id))
+    assert response.status_code == 404
+    job.refresh_from_db()
+    assert job.state == State.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_user_lists_only_their_own_jobs_and_staff_all(job, other_user, staff_user):  # type: ignore[no-untyped-def]
+    Job.objects.create(kind="count", owner=other_user, params={})
+    mine = token_client(other_user).get("/api/tasks/").json()["results"]
+    assert [j["owner"] for j in mine] == ["bob"]
+    everyone = token_client(staff_user).get("/api/tasks/").json()["results"]
+    assert sorted(j["owner"] for j in everyone) == ["alice", "bob"]
+
+
+@pytest.mark.django_db
+def test_the_task_detail_has_progress_and_links(api, job):  # type: ignore[no-untyped-def]
+    Job.objects.filter(id=job.id).update(processed=25, total=100, rate=12.5)
+    body = api.get(f"/api/tasks/{job.id}/").json()
+    assert body["task_id"] == str(job.id)
+    assert (body["state"], body["processed"], body["total"], body["percent"]) == (
+        "running", 25, 100, 25.0
+    )
+    assert body["eta_seconds"] == 6.0
+    assert body["links"]["stop"] == f"http://testserver/api/tasks/{job.id}/stop/"
+
+
+@pytest.mark.django_db
+def test_control_over_the_api_answers_409_when_impossible(api, job):  # type: ignore[no-untyped-def]
+    response = api.post(f"/api/tasks/{job.id}/pause/")
+    assert (response.status_code, response.json()["state"]) == (200, "pausing")
+    assert api.post(f"/api/tasks/{job.id}/pause/").status_code == 200  # already heading there
+    Job.objects.filter(id=job.id).update(state=State.SUCCEEDED)
+    response = api.post(f"/api/tasks/{job.id}/stop/")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "Cannot stop a job that is succeeded.", "state": "succeeded"}
+
+
+@pytest.mark.django_db
+def test_stop_task_with_a_token_answers_json(api, job):  # type: ignore[no-untyped-def]
+    response = api.post(f"/stop_task/{job.id}")
+    assert response.status_code == 200
+    assert response.json() == {"task_id": str(job.id), "state": "stopping"}
+
+
+@pytest.mark.django_db
+def test_stop_task_get_only_asks_for_confirmation(browser_client, job):  # type: ignore[no-untyped-def]
+    response = browser_client.get(f"/stop_task/{job.id}")
+    assert response.status_code == 200
+    assert b"Stop this job?" in response.content
+    job.refresh_from_db()
+    assert job.state == State.RUNNING
+
+
+@pytest.mark.django_db
+def test_session_posts_need_the_csrf_token(user, job):  # type: ignore[no-untyped-def]
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(user)
+    assert c.post(f"/stop_task/{job.id}").status_code == 403
+    assert c.post(f"/api/tasks/{job.id}/stop/").status_code == 403
+    job.refresh_from_db()
+    assert job.state == State.RUNNING
+    # With the token from the confirmation page, the same POST works.
+    c.get(f"/stop_task/{job.id}")
+    response = c.post(f"/stop_task/{job.id}", {"csrfmiddlewaretoken": c.cookies["csrftoken"].value})
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.state == State.STOPPING
+
+
+@pytest.mark.django_db
+def test_a_bad_task_id_is_a_404(browser_client):  # type: ignore[no-untyped-def]
+    assert browser_client.get("/stop_task/not-a-uuid").status_code == 404
+    assert browser_client.get("/api/tasks/12345/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_openapi_schema_is_served(api):  # type: ignore[no-untyped-def]
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert "/api/tasks/{id}/stop/" in response.json()["paths"]
+
+
+@pytest.mark.django_db
+def test_the_pages_render(browser_client, job):  # type: ignore[no-untyped-def]
+    listing = browser_client.get("/tasks/")
+    assert listing.status_code == 200
+    assert job.get_absolute_url().encode() in listing.content
+    assert browser_client.get(f"/tasks/{job.id}/").status_code == 200
+    assert browser_client.get("/api/docs/").status_code == 200
