@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 
@@ -31,3 +32,27 @@ class TokenAuthMiddleware:
                 request.user = found[0]
                 request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         return self.get_response(request)
+
+
+class JobLimitMiddleware:
+    """Turn ``JobRateLimited`` from any view (page, API, seed URL) into a 429."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        from jobs.services import JobRateLimited
+        from jobs.web import wants_json
+
+        if not isinstance(exc, JobRateLimited):
+            return None
+        headers = {"Retry-After": str(exc.retry_after)}
+        if wants_json(request) or request.path.startswith("/api/"):
+            return JsonResponse({"detail": str(exc)}, status=429, headers=headers)
+        response = TemplateResponse(
+            request, "429.html", {"message": str(exc)}, status=429, headers=headers
+        )
+        return response.render()

@@ -33,6 +33,18 @@ class JobStateError(Exception):
         super().__init__(f"Cannot {action} a job that is {job.state}.")
 
 
+class JobRateLimited(Exception):
+    """The user started too many jobs in the last minute (HTTP 429)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.retry_after = 60
+        super().__init__(
+            f"You started {limit} jobs in the last minute, the most allowed. "
+            "Wait a minute and try again, or stop jobs you do not need."
+        )
+
+
 def jobs_visible_to(user: Any) -> QuerySet[Job]:
     """The jobs a user may see and control: their own, or all of them for staff."""
     if not getattr(user, "is_authenticated", False):
@@ -58,6 +70,13 @@ def job_create(*, kind: str, owner: Any, params: dict[str, Any], label: str = ""
     from jobs.kinds import get_kind
 
     get_kind(kind)  # an unknown kind is a programming error: fail here, not in a worker
+    limit = settings.COLLECT_JOBS_PER_MINUTE
+    if limit and owner is not None:
+        recent = Job.objects.filter(
+            owner=owner, created_at__gte=timezone.now() - timedelta(minutes=1)
+        ).count()
+        if recent >= limit:
+            raise JobRateLimited(limit)
     job = Job.objects.create(
         kind=kind, owner=owner, params=params, label=label[:255], enqueued_at=timezone.now()
     )

@@ -14,6 +14,7 @@ os.environ.setdefault("COLLECT_JOB_LEASE_SECONDS", "3")
 os.environ.setdefault("COLLECT_SWEEP_SECONDS", "0.5")
 os.environ.setdefault("COLLECT_REQUEUE_QUEUED_SECONDS", "5")
 os.environ.setdefault("COLLECT_BROKER_POLL_SECONDS", "0.05")
+os.environ.setdefault("COLLECT_JOBS_PER_MINUTE", "1000")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright + live_server
 
 from collect.settings import *  # noqa: E402,F403
