@@ -22,6 +22,7 @@ class Command(BaseCommand):
             sys.executable, "-m", "gunicorn", "collect.wsgi:application",
             "--bind", bind, "--workers", str(workers), "--threads", str(threads),
             "--timeout", "600", "--access-logfile", "-", "--forwarded-allow-ips", "*",
+            "--no-control-socket",
         ]  # fmt: skip
         # Uploads may be large and slow: a long timeout, and threads so one upload
         # does not hold up everyone else.
