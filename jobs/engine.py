@@ -24,6 +24,8 @@ from django.utils import timezone
 
 from jobs.kinds import Batch, Interrupted, JobFailed, JobKind, RunContext, get_kind
 from jobs.models import Job, State
+from jobs.services import _enqueue
+from jobs.signals import worker_is_shutting_down
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,7 @@ class Runner:
 
     def batches(self, checkpoint: dict[str, Any]) -> None:
         job = self.job
+        handed_back = 0
         while True:
             started = time.monotonic()
             batch: Batch | None = self.kind.next_batch(self.ctx, checkpoint)
@@ -161,6 +164,16 @@ class Runner:
                 if row.state == State.STOPPING:
                     break
                 if batch is None:
+                    break
+                if worker_is_shutting_down():
+                    # A warm shutdown (SIGTERM) would otherwise wait for the whole
+                    # job. Hand it back instead: still running, checkpoint as last
+                    # committed, lease ended now, so another worker claims it at
+                    # once. This batch was read but is not written; it is read again.
+                    now = timezone.now()
+                    handed_back = self._ours().update(
+                        lease_token=None, lease_expires_at=now, enqueued_at=now, updated_at=now
+                    )
                     break
                 self.kind.write_batch(self.ctx, batch)
                 elapsed = time.monotonic() - started
@@ -181,6 +194,11 @@ class Runner:
                     updated_at=timezone.now(),
                 )
             checkpoint = batch.checkpoint
+        if handed_back:
+            # Sent now that the hand-back is committed (no outer transaction here).
+            _enqueue(job.id)
+            log.info("job %s handed back at %s: this worker is shutting down", job.id, checkpoint)
+            return
         if row.state == State.STOPPING:
             return self.undo()
         result = self.kind.finish(self.ctx)

@@ -1,5 +1,8 @@
 """Worker start-up: every worker sweeps for orphaned jobs, now and periodically.
 
+And worker shutdown: a warm shutdown (SIGTERM) tells the running jobs to hand
+themselves back at their next batch instead of running to the end.
+
 (Celery's Django fix-up already gives each forked pool process fresh
 database connections.)
 """
@@ -7,6 +10,7 @@ database connections.)
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 from typing import Any
 
@@ -16,6 +20,19 @@ from django.db import connections
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+
+# Celery sends ``worker_shutting_down`` in the main process only, from its
+# SIGTERM handler, and never tells the prefork pool's children (they get no
+# signal; the parent just waits for their tasks to end, which for a job may
+# be hours). This one byte of anonymous shared memory is made before the pool
+# forks, so the children see the parent set it; the threads and solo pools
+# share it anyway. Setting a byte is safe inside a signal handler.
+_shutting_down = mmap.mmap(-1, 1)
+
+
+def worker_is_shutting_down() -> bool:
+    """True once this worker (or, in a pool child, its parent) began a warm shutdown."""
+    return _shutting_down[0] == 1
 
 
 def _sweep_forever() -> None:
@@ -40,3 +57,8 @@ def start_sweeper(**_: Any) -> None:
 @worker_shutting_down.connect
 def stop_sweeper(**_: Any) -> None:
     _stop.set()
+
+
+@worker_shutting_down.connect
+def hand_back_running_jobs(**_: Any) -> None:
+    _shutting_down[0] = 1
