@@ -13,14 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from jobs.models import ACTIVE, Job, State
 
 log = logging.getLogger(__name__)
-
 
 
 class JobStateError(Exception):
@@ -57,7 +56,7 @@ def jobs_visible_to(user: Any) -> QuerySet[Job]:
 def _enqueue(job_id: Any) -> None:
     from jobs.tasks import run_job
 
-    run_job.apply_async(args=[str(job_id)], task_id=str(job_id))
+    run_job.apply_async(args=(str(job_id),), task_id=str(job_id))
 
 
 def enqueue_after_commit(job_id: Any) -> None:
@@ -88,7 +87,17 @@ def job_create(*, kind: str, owner: Any, params: dict[str, Any], label: str = ""
 
 def _cas(job: Job, from_states: set[str], **changes: Any) -> bool:
     changes.setdefault("updated_at", timezone.now())
-    return Job.objects.filter(id=job.id, state__in=from_states).update(**changes) == 1
+    for attempt in range(3):
+        try:
+            return Job.objects.filter(id=job.id, state__in=from_states).update(**changes) == 1
+        except OperationalError as exc:
+            # InnoDB may pick this one-row UPDATE as a deadlock victim against a
+            # worker's batch transaction (both touch the state index); it was
+            # rolled back whole, so trying again is safe.
+            in_transaction = transaction.get_connection().in_atomic_block
+            if exc.args[:1] != (1213,) or attempt == 2 or in_transaction:
+                raise
+    return False
 
 
 def job_pause(*, job: Job, by: Any = None) -> Job:

@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from teams import views
+
+urlpatterns = [
+    # The seed's URL, kept exactly.
+    path("import_teams/", views.ImportTeamsView.as_view(), name="import-teams"),
+    path("import_teams/sample.csv", views.sample_csv, name="import-teams-sample"),
+    path("api/imports/teams/", views.ImportTeamsApi.as_view(), name="api-import-teams"),
+]

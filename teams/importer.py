@@ -1,0 +1,210 @@
+"""``import_teams``: the job kind that imports teams from an uploaded CSV file.
+
+``prepare`` reads the whole file once and checks every row before anything
+is written. Batches then read from the committed checkpoint (a byte offset
+and the row number there), so a resumed or taken-over import seeks straight
+to where the last committed batch ended. Every row carries the job that
+wrote it: a stop deletes exactly those rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import tempfile
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from jobs.kinds import Batch, JobFailed, JobKind, RunContext
+from jobs.models import Job
+from teams import csvformat
+from teams.csvformat import COLUMNS, FileProblem, Problem
+from teams.models import Team
+
+log = logging.getLogger(__name__)
+
+FAIL, SKIP = "fail", "skip"
+SHOWN_PROBLEMS = 100
+UNDO_CHUNK = 5000
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """Neutralise a cell a spreadsheet would run as a formula (the report echoes user data)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class _ErrorReport:
+    """Every problem, streamed to a temporary CSV; the first ones kept for the job page."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[dict[str, Any]] = []
+        self._tmp = tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115
+        self._text = io.TextIOWrapper(self._tmp, encoding="utf-8", newline="")
+        self._writer = csv.writer(self._text)
+        self._writer.writerow(["row", "column", "value", "message"])
+
+    def add(self, problem: Problem) -> None:
+        self.count += 1
+        if len(self.first) < SHOWN_PROBLEMS:
+            self.first.append(problem.as_dict())
+        row = problem.as_dict()
+        self._writer.writerow([_cell(row[k]) for k in ("row", "column", "value", "message")])
+
+    def save(self, job: Job) -> str:
+        """Store the report (when there is anything in it) and return its storage name."""
+        try:
+            if not self.count:
+                return ""
+            self._text.flush()
+            self._tmp.seek(0)
+            return default_storage.save(f"imports/errors/{job.id}.csv", File(self._tmp))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._text.close()
+
+
+class TeamImport(JobKind):
+    name = "import_teams"
+    verbose_name = "Import teams"
+
+    def _file(self, ctx: RunContext) -> IO[bytes]:
+        fh = ctx.state.get("file")
+        if fh is None:
+            try:
+                fh = default_storage.open(ctx.job.param("file"), "rb")
+            except FileNotFoundError:
+                raise JobFailed(
+                    "The uploaded file is gone from storage; upload it again."
+                ) from None
+            ctx.state["file"] = fh
+        return fh
+
+    def _close(self, ctx: RunContext) -> None:
+        fh = ctx.state.pop("file", None)
+        if fh is not None:
+            fh.close()
+
+    def prepare(self, ctx: RunContext) -> int:
+        fh = self._file(ctx)
+        try:
+            positions, offset = csvformat.read_header(fh)
+        except FileProblem as bad_file:
+            raise JobFailed(str(bad_file)) from None
+        report = _ErrorReport()
+        good = rows = 0
+        last_row = 1
+        try:
+            for n, record in enumerate(csvformat.records(fh, offset=offset, row=1)):
+                if n % 2000 == 0:
+                    ctx.heartbeat()
+                last_row = record.row
+                if not record.fields and not record.error:
+                    continue  # a blank line is not a team
+                rows += 1
+                values, problems = csvformat.check(record, positions)
+                for problem in problems:
+                    report.add(problem)
+                good += values is not None
+        except BaseException:
+            report.close()
+            raise
+        if not rows:
+            report.close()
+            raise JobFailed(
+                "The file has a header but no teams. Add one row per team below the "
+                f"header {csvformat.HEADER}."
+            )
+        bad_rows = rows - good
+        report_name = report.save(ctx.job)
+        if bad_rows and ctx.job.param("on_error", FAIL) != SKIP:
+            first = report.first[0]
+            where = f"Row {first['row']}"
+            if first["column"]:
+                where += f", column {first['column']}"
+            raise JobFailed(
+                f"Nothing was imported: {bad_rows} of {rows} rows "
+                f"{'is' if bad_rows == 1 else 'are'} bad. First problem: {where}: "
+                f"{first['message']} {csvformat.FIX_HINT}",
+                problems=report.first,
+                problem_count=report.count,
+                error_report_file=report_name,
+            )
+        if bad_rows:
+            # Skipped rows are shown like failures, but the job goes on.
+            Job.objects.filter(id=ctx.job.id).update(
+                problems=report.first, problem_count=report.count, error_report_file=report_name
+            )
+        ctx.state.update(rows=rows, last_row=last_row)
+        log.info("job %s: %d rows, %d to import, %d bad", ctx.job.id, rows, good, bad_rows)
+        return good
+
+    def initial_checkpoint(self, ctx: RunContext) -> dict[str, Any]:
+        _positions, offset = csvformat.read_header(self._file(ctx))
+        return {"offset": offset, "row": 1, "skipped": 0}
+
+    def next_batch(self, ctx: RunContext, checkpoint: dict[str, Any]) -> Batch | None:
+        fh = self._file(ctx)
+        positions = ctx.state.get("positions")
+        if positions is None:
+            positions, _offset = csvformat.read_header(fh)
+            ctx.state["positions"] = positions
+        size = int(ctx.job.param("batch_size") or settings.COLLECT_IMPORT_BATCH_SIZE)
+        teams: list[tuple[str, ...]] = []
+        offset, row, skipped = checkpoint["offset"], checkpoint["row"], checkpoint["skipped"]
+        for record in csvformat.records(fh, offset=offset, row=row):
+            offset, row = record.end, record.row
+            if record.fields or record.error:
+                values, _problems = csvformat.check(record, positions)
+                if values is None:
+                    skipped += 1  # prepare checked on_error: bad rows here are to be skipped
+                else:
+                    teams.append(values)
+            if len(teams) >= size:
+                break
+        ctx.state["checkpoint"] = {"offset": offset, "row": row, "skipped": skipped}
+        if not teams:
+            return None
+        return Batch(count=len(teams), checkpoint=ctx.state["checkpoint"], payload=teams)
+
+    def write_batch(self, ctx: RunContext, batch: Batch) -> None:
+        job_id = ctx.job.id
+        Team.objects.bulk_create(
+            [
+                Team(name=n, description=d, manager=m, members=mem, job_id=job_id)
+                for n, d, m, mem in batch.payload
+            ],
+            batch_size=1000,
+        )
+
+    def undo_chunk(self, ctx: RunContext) -> int:
+        ids = list(Team.objects.filter(job_id=ctx.job.id).values_list("id", flat=True)[:UNDO_CHUNK])
+        if not ids:
+            return 0
+        Team.objects.filter(id__in=ids).delete()
+        return len(ids)
+
+    def discard(self, job: Job) -> None:
+        name = job.param("file")
+        if name:
+            default_storage.delete(name)
+
+    def finish(self, ctx: RunContext) -> dict[str, Any]:
+        self._close(ctx)
+        checkpoint = ctx.state.get("checkpoint") or {}
+        # The upload is kept: if this worker died before marking the job done, the
+        # next one must still be able to read the file from the checkpoint.
+        imported = Team.objects.filter(job_id=ctx.job.id).count()
+        return {"imported": imported, "skipped": int(checkpoint.get("skipped", 0))}
+
+
+__all__ = ["COLUMNS", "TeamImport"]

@@ -1,0 +1,53 @@
+"""``collect import-teams FILE``: import teams from a CSV file as a job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jobs.cli import describe, follow
+from teams.services import ON_ERROR_CHOICES, ImportRequestError, teams_import_start
+
+
+class Command(BaseCommand):
+    help = "Import teams from a CSV file (header name,description,manager,members) as a job."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file")
+        parser.add_argument("--wait", action="store_true", help="show progress until it ends")
+        parser.add_argument("--on-error", choices=ON_ERROR_CHOICES, default="fail")
+        parser.add_argument("--user", help="owner of the job (default: the first superuser)")
+
+    def handle(self, *args: Any, file: str, wait: bool, on_error: str, user: str | None,
+               **opts: Any) -> None:  # fmt: skip
+        owner = self._owner(user)
+        path = Path(file)
+        if not path.is_file():
+            raise CommandError(f"No such file: {file}")
+        try:
+            with path.open("rb") as fh:
+                job = teams_import_start(file=File(fh, name=path.name), by=owner, on_error=on_error)
+        except ImportRequestError as error:
+            raise CommandError(str(error)) from None
+        if not wait:
+            return
+        job = follow(job)
+        self.stdout.write(str(describe(job)))
+        if job.state == "failed":
+            raise CommandError(job.error)
+
+    def _owner(self, username: str | None) -> Any:
+        users = get_user_model().objects
+        if username:
+            try:
+                return users.get_by_natural_key(username)
+            except users.model.DoesNotExist:
+                raise CommandError(f"No user named {username!r}.") from None
+        owner = users.filter(is_superuser=True).order_by("id").first()
+        if owner is None:
+            raise CommandError("No user to own the job: pass --user NAME.")
+        return owner

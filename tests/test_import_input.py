@@ -1,0 +1,288 @@
+"""Importing teams: bad input gets a clear message and writes nothing; the page; auth."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from jobs.models import Job, State
+from teams.models import Team
+from tests.workers import wait_state
+
+HEADER = "name,description,manager,members"
+HINT = (
+    "Download the error report, fix those rows and upload the file again, "
+    "or import it with on_error=skip to leave the bad rows out."
+)
+
+
+def upload(api, data: bytes, *, name: str = "teams.csv", **fields):  # type: ignore[no-untyped-def]
+    file = SimpleUploadedFile(name, data, content_type="text/csv")
+    return api.post("/api/imports/teams/", {"file": file, **fields}, format="multipart")
+
+
+def run(api, data: bytes, *, state: str = State.FAILED, **fields) -> Job:  # type: ignore[no-untyped-def]
+    answer = upload(api, data, **fields)
+    assert answer.status_code == 202, answer.content
+    return wait_state(Job.objects.get(id=answer.json()["task_id"]), state, timeout=30)
+
+
+@pytest.fixture
+def existing(user):  # type: ignore[no-untyped-def]
+    """Teams already in the table: a failed import must leave them exactly as they are."""
+    Team.objects.create(name="Already here", manager="m")
+    return list(Team.objects.values_list("id", "name"))
+
+
+FILE_CASES = {
+    "empty": (b"", f"The file is empty. Upload a CSV file whose first row is {HEADER}."),
+    "binary": (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
+        'The file is not a CSV text file: it contains binary data. Save it as "CSV UTF-8 '
+        f'(comma delimited)" with the header {HEADER} and upload it again.',
+    ),
+    "latin-1 header": (
+        b"nam\xe9,description,manager,members\r\nx,y,z,w\r\n",
+        'The file is not a CSV text file: it contains binary data. Save it as "CSV UTF-8 '
+        f'(comma delimited)" with the header {HEADER} and upload it again.',
+    ),
+    "header only": (
+        b"name,description,manager,members\r\n",
+        f"The file has a header but no teams. Add one row per team below the header {HEADER}.",
+    ),
+    "missing columns": (
+        b"name,description\nA,b\n",
+        "The header misses the columns manager, members. The first row must name the "
+        f"columns {HEADER} (in any order, any case).",
+    ),
+    "wrong column": (
+        b"name,description,manager,boss\nA,b,c,d\n",
+        'The header misses the column members and has the unknown column "boss". The first '
+        f"row must name the columns {HEADER} (in any order, any case).",
+    ),
+    "duplicate column": (
+        b"name,description,Name ,manager,members\nA,b,A,c,d\n",
+        'The header names the column "name" more than once. Each column may appear only '
+        f"once: {HEADER}.",
+    ),
+    "not csv at all": (
+        b"Hello,\nthis is a letter.\n",
+        "The header misses the columns name, description, manager, members and has the "
+        'unknown columns "hello", "". The first row must name the columns '
+        f"{HEADER} (in any order, any case).",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FILE_CASES)
+def test_it_fails_a_bad_file_with_a_clear_message(worker, api, existing, case):  # type: ignore[no-untyped-def]
+    data, message = FILE_CASES[case]
+    job = run(api, data)
+    assert job.error == message
+    assert job.processed == 0
+    assert list(Team.objects.values_list("id", "name")) == existing
+    assert not default_storage.exists(job.params["file"])  # the upload is cleaned up
+
+
+ROW_CASES = {
+    "too few fields": (
+        b"A,d,m\n",
+        "",
+        "A,d,m",
+        "The row has 3 fields; expected 4 (name, description, manager, members). Quote "
+        "fields that contain commas.",
+    ),
+    "too many fields": (
+        b"A,d,m,x,y\n",
+        "",
+        "A,d,m,x,y",
+        "The row has 5 fields; expected 4 (name, description, manager, members). Quote "
+        "fields that contain commas.",
+    ),
+    "invalid utf-8": (
+        b"A,caf\xe9,m,x\n",
+        "description",
+        "caf\ufffd",
+        "The row is not valid UTF-8 text. Save the file as CSV UTF-8 and upload it again.",
+    ),
+    "long manager": (
+        "A,d,Ünïcödé-manager-name,x\n".encode(),
+        "manager",
+        "Ünïcödé-manager-name",
+        "The manager is 20 characters long; at most 20 are allowed.",
+    ),
+    "empty name": (b' ,d,m,"a,b"\n', "name", " ", "The name is empty; every team needs a name."),
+    "long name": (
+        ("N" * 601 + ",d,m,x\n").encode(),
+        "name",
+        "N" * 200 + "…",
+        "The name is 601 characters long; at most 600 are allowed.",
+    ),
+    "unterminated quote": (
+        b'A,"never closed,m,x\nB,d,m,x\n',
+        "",
+        "",
+        'A quoted field is never closed: a " opens a field that runs to the end of the file. '
+        'Close the quote, and write a quote inside a quoted field as "".',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ROW_CASES)
+def test_it_reports_a_bad_row_and_writes_nothing(worker, api, existing, case):  # type: ignore[no-untyped-def]
+    bad, column, value, message = ROW_CASES[case]
+    if case == "long manager":  # 20 characters is the limit: make it 21
+        bad = bad.replace(b"-name", b"-names")
+        value += "s"
+        message = message.replace("is 20", "is 21")
+    data = b"\xef\xbb\xbfName , DESCRIPTION,manager,members\r\nGood,one,m,x\r\n" + bad
+    job = run(api, data)
+    where = f"Row 3, column {column}" if column else "Row 3"
+    assert job.error == (
+        f"Nothing was imported: 1 of 2 rows is bad. First problem: {where}: {message} {HINT}"
+    )
+    assert job.problems == [{"row": 3, "column": column, "value": value, "message": message}]
+    assert job.problem_count == 1
+    assert default_storage.exists(job.error_report_file)  # downloadable from the job page
+    assert list(Team.objects.values_list("id", "name")) == existing
+
+
+def test_it_skips_bad_rows_when_asked_and_reports_them(worker, api, browser_client):  # type: ignore[no-untyped-def]
+    data = (
+        b"members,name,manager,description\n"
+        b'"a,b",First,m1,d1\n'
+        b"x,,m2,no name\n"
+        b"\n"
+        b'x,Third,"=cmd|calc-too-long-manager",d3\n'
+        b"x,Fourth,m4,d4\n"
+    )
+    job = run(api, data, state=State.SUCCEEDED, on_error="skip")
+    assert job.result == {"imported": 2, "skipped": 2}
+    assert (job.processed, job.total) == (2, 2)
+    teams = Team.objects.filter(job=job).values_list("name", "description", "manager", "members")
+    assert list(teams) == [("First", "d1", "m1", "a,b"), ("Fourth", "d4", "m4", "x")]
+    assert job.problem_count == 2
+    assert [(p["row"], p["column"]) for p in job.problems] == [(3, "name"), (5, "manager")]
+    report = browser_client.get(f"/tasks/{job.id}/errors.csv")
+    assert report.status_code == 200
+    rows = list(csv.reader(io.StringIO(b"".join(report.streaming_content).decode())))
+    assert rows == [
+        ["row", "column", "value", "message"],
+        ["3", "name", "", "The name is empty; every team needs a name."],
+        # A cell a spreadsheet would run as a formula is neutralised.
+        [
+            "5",
+            "manager",
+            "'=cmd|calc-too-long-manager",
+            "The manager is 26 characters long; at most 20 are allowed.",
+        ],
+    ]
+
+
+def test_it_asks_for_a_file(api):  # type: ignore[no-untyped-def]
+    before = Team.objects.count()
+    answer = api.post("/api/imports/teams/", {"on_error": "fail"}, format="multipart")
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "detail": 'No file was uploaded. Send the CSV file in the multipart form field "file".'
+    }
+    answer = upload(api, b"name\n", on_error="maybe")
+    assert answer.status_code == 400
+    assert answer.json() == {"detail": 'on_error must be "fail" or "skip".'}
+    assert Team.objects.count() == before
+    assert not Job.objects.exists()
+
+
+TOO_LARGE = (
+    "The file is too large: at most 1000\xa0bytes (1000 bytes) can be uploaded. "
+    "Split it into smaller files and import them one after the other."
+)
+
+
+def test_it_refuses_a_declared_size_over_the_limit_before_reading_it(api, settings):  # type: ignore[no-untyped-def]
+    settings.COLLECT_UPLOAD_MAX_BYTES = 1000
+    # The body is tiny but claims 2 GiB: the test client's payload refuses to be
+    # read past its end, so a 413 here proves the body was never read.
+    file = SimpleUploadedFile("t.csv", b"name\n")
+    answer = api.post(
+        "/api/imports/teams/", {"file": file}, format="multipart", CONTENT_LENGTH=str(2 * 1024**3)
+    )
+    assert answer.status_code == 413
+    assert answer.json() == {"detail": TOO_LARGE}
+    assert not Job.objects.exists()
+
+
+def test_it_refuses_a_file_over_the_limit_while_it_streams(api, browser_client, settings):  # type: ignore[no-untyped-def]
+    settings.COLLECT_UPLOAD_MAX_BYTES = 1000
+    data = HEADER.encode() + b"\n" + b"a,b,c,d\n" * 200
+    answer = upload(api, data)
+    assert answer.status_code == 413
+    assert answer.json() == {"detail": TOO_LARGE}
+    page = browser_client.post("/import_teams/", {"file": SimpleUploadedFile("t.csv", data)})
+    assert page.status_code == 413
+    assert TOO_LARGE in page.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_the_page_shows_the_format_and_a_sample(browser_client):  # type: ignore[no-untyped-def]
+    page = browser_client.get("/import_teams/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<input type="file" name="file"' in html
+    assert HEADER in html and "/import_teams/sample.csv" in html
+    sample = browser_client.get("/import_teams/sample.csv")
+    assert sample["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.reader(io.StringIO(sample.content.decode(), newline="")))
+    assert rows[0] == HEADER.split(",")
+    assert len(rows) == 4
+
+
+def test_a_browser_upload_goes_to_the_job_page(worker, browser_client):  # type: ignore[no-untyped-def]
+    data = f"{HEADER}\nA,b,c,d\n".encode()
+    answer = browser_client.post(
+        "/import_teams/", {"file": SimpleUploadedFile("my teams.csv", data)}
+    )
+    job = Job.objects.get()
+    assert answer.status_code == 302 and answer["Location"] == job.get_absolute_url()
+    assert job.label == "my teams.csv" and job.params["file"].startswith("imports/teams/")
+    assert "my teams" not in job.params["file"]  # the user's name is never a path
+    wait_state(job, State.SUCCEEDED)
+    assert Team.objects.filter(job=job).count() == 1
+
+
+def test_the_seed_url_answers_json_clients_202(worker, api):  # type: ignore[no-untyped-def]
+    data = SimpleUploadedFile("t.csv", f"{HEADER}\nA,b,c,d\n".encode())
+    answer = api.post("/import_teams/", {"file": data}, format="multipart")
+    assert answer.status_code == 202
+    body = answer.json()
+    assert set(body) == {"task_id", "state", "url"}
+    assert body["url"].endswith(f"/api/tasks/{body['task_id']}/")
+    wait_state(Job.objects.get(id=body["task_id"]), State.SUCCEEDED)
+
+
+def test_it_needs_a_login_and_a_csrf_token(user):  # type: ignore[no-untyped-def]
+    data = f"{HEADER}\nA,b,c,d\n".encode()
+    anonymous = Client()
+    assert anonymous.get("/import_teams/")["Location"].startswith("/accounts/login/")
+    answer = anonymous.post("/import_teams/", {"file": SimpleUploadedFile("t.csv", data)})
+    assert answer.status_code == 302 and answer["Location"].startswith("/accounts/login/")
+    api_answer = anonymous.post("/api/imports/teams/", {"file": SimpleUploadedFile("t.csv", data)})
+    assert api_answer.status_code == 401
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user)
+    refused = strict.post("/import_teams/", {"file": SimpleUploadedFile("t.csv", data)})
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["detail"]
+    assert not Job.objects.exists()
+
+
+def test_the_api_is_in_the_openapi_schema(api):  # type: ignore[no-untyped-def]
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"]["/api/imports/teams/"]["post"]
+    assert set(operation["responses"]) == {"202", "400", "413"}
+    assert "multipart/form-data" in operation["requestBody"]["content"]
