@@ -20,7 +20,7 @@ class TokenAuthMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        header = get_authorization_header(request).split()
+        header = get_authorization_header(request).split()  # type: ignore[arg-type]
         if header and header[0].lower() == b"token":
             try:
                 found = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]

@@ -23,6 +23,9 @@ DATA_DIR = Path(env_str("COLLECT_DATA_DIR", "var")).expanduser().resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
+# Production mode: a real SECRET_KEY is required and cookies and HTTPS are
+# locked down (``collect check --deploy`` is clean). The laptop default is off.
+PRODUCTION = env_bool("COLLECT_PRODUCTION", False)
 
 
 def _secret_key() -> str:
@@ -33,6 +36,11 @@ def _secret_key() -> str:
     key = env_str("SECRET_KEY")
     if key:
         return key
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when COLLECT_PRODUCTION=true "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
     key_file = DATA_DIR / "secret_key"
     if key_file.exists():
         return key_file.read_text().strip()
@@ -72,6 +80,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "collect.middleware.TokenAuthMiddleware",
+    "collect.middleware.JobLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -153,6 +163,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "files")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -184,7 +195,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Collect <collect@localhost>"
 # --- Celery -----------------------------------------------------------------
 
 BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu needs absolute folders that exist; in == out makes one shared queue.
@@ -217,6 +228,8 @@ CELERY_TASK_TIME_LIMIT = env_int("COLLECT_TASK_TIME_LIMIT", 24 * 3600)
 # A running job renews its lease after every batch; a job whose lease has
 # expired belongs to a worker that died and is taken over.
 COLLECT_JOB_LEASE_SECONDS = env_float("COLLECT_JOB_LEASE_SECONDS", 30.0)
+# How many jobs one user may start per minute (0: no limit); more get HTTP 429.
+COLLECT_JOBS_PER_MINUTE = env_int("COLLECT_JOBS_PER_MINUTE", 30)
 # How often every worker looks for jobs whose lease expired.
 COLLECT_SWEEP_SECONDS = env_float("COLLECT_SWEEP_SECONDS", 10.0)
 
@@ -224,8 +237,9 @@ COLLECT_SWEEP_SECONDS = env_float("COLLECT_SWEEP_SECONDS", 10.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: an API client with a bad token gets 401 + WWW-Authenticate.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -261,13 +275,51 @@ LOGGING = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off when COLLECT_PRODUCTION=true.")
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # The job kinds this installation runs (adding a kind: one file and one line here).
 COLLECT_JOB_KINDS = [
     "jobs.kinds.count.CountKind",
+    "teams.importer.TeamImport",
+    "responses.exporter.ResponseExport",
 ]
 # A queued job whose message may have been lost (a worker died holding it) is
 # sent again after this long; duplicates are harmless, claiming is a compare-and-set.
 COLLECT_REQUEUE_QUEUED_SECONDS = env_float("COLLECT_REQUEUE_QUEUED_SECONDS", 300.0)
 # Serve static files straight from the apps' folders: no collectstatic needed on a laptop.
 WHITENOISE_USE_FINDERS = True
+
+# --- Export form responses (responses/) -------------------------------------
+
+# A finished export up to this size (gzipped when that makes it smaller) is
+# attached to the e-mail; a bigger one is sent as a signed download link.
+COLLECT_EXPORT_ATTACH_MAX_BYTES = env_int("COLLECT_EXPORT_ATTACH_MAX_BYTES", 5 * 1024**2)
+# How long the download link in the e-mail works.
+COLLECT_EXPORT_LINK_MAX_AGE_SECONDS = env_int("COLLECT_EXPORT_LINK_MAX_AGE_SECONDS", 7 * 24 * 3600)
+# Rows read and appended per batch (one checkpoint each).
+COLLECT_EXPORT_BATCH_ROWS = env_int("COLLECT_EXPORT_BATCH_ROWS", 5000)
+# Seconds to rest after each batch, to leave a busy database room for other work.
+COLLECT_EXPORT_THROTTLE_SECONDS = env_float("COLLECT_EXPORT_THROTTLE_SECONDS", 0.0)
+# Sending the e-mail: attempts, and the first wait between them (doubled each time).
+COLLECT_EXPORT_MAIL_ATTEMPTS = env_int("COLLECT_EXPORT_MAIL_ATTEMPTS", 4)
+COLLECT_EXPORT_MAIL_BACKOFF_SECONDS = env_float("COLLECT_EXPORT_MAIL_BACKOFF_SECONDS", 5.0)
+# Links in e-mails sent by the CLI (web requests use the address they came in on).
+COLLECT_SITE_URL = env_str("COLLECT_SITE_URL", "http://localhost:8000")
+# --- end of export settings -------------------------------------------------
+
+# --- Team import (teams/) ---------------------------------------------------
+# Rows per batch (one transaction each). Measured with bench/bench_import.py:
+# throughput flattens out above a few thousand rows, while a pause or a stop
+# waits for at most one batch.
+COLLECT_IMPORT_BATCH_SIZE = env_int("COLLECT_IMPORT_BATCH_SIZE", 5000)
+# --- end of team import -----------------------------------------------------

@@ -117,3 +117,6 @@ class CountRow(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "n"], name="countrow_job_n_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.n}"

@@ -32,10 +32,11 @@ class PageOrJsonView(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     renderer_classes = [JSONRenderer]
 
-    def handle_exception(self, exc: Exception) -> HttpResponseBase:
-        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-            if not wants_json(self.request) and "HTTP_AUTHORIZATION" not in self.request.META:
-                return redirect_to_login(self.request.get_full_path())
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
+        anonymous = isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed)
+        browser = not wants_json(self.request) and "HTTP_AUTHORIZATION" not in self.request.META
+        if anonymous and browser:
+            return redirect_to_login(self.request.get_full_path())
         return super().handle_exception(exc)
 
     def json(self, request: Request) -> bool:

@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from responses import views
+
+urlpatterns = [
+    # The seed's URL: GET shows the prefilled form, POST starts the export.
+    path("export_data/", views.ExportView.as_view(), name="responses-export"),
+    path("export_data/download/<str:token>", views.download, name="responses-download"),
+    path("api/exports/responses/", views.ExportApiView.as_view(), name="api-responses-export"),
+]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,14 +68,10 @@ def _settle_jobs() -> None:
     from jobs.services import job_stop
 
     for job in Job.objects.filter(state__in=ACTIVE | {"paused"}):
-        try:
+        with contextlib.suppress(Exception):  # it may have finished meanwhile
             job_stop(job=job)
-        except Exception:  # noqa: S110 (already finished)
-            pass
-    try:
+    with contextlib.suppress(AssertionError):
         wait_for(lambda: not Job.objects.filter(state__in=ACTIVE).exists(), timeout=30)
-    except AssertionError:
-        pass
 
 
 @pytest.fixture

@@ -94,7 +94,10 @@ def test_the_task_detail_has_progress_and_links(api, job):  # type: ignore[no-un
     body = api.get(f"/api/tasks/{job.id}/").json()
     assert body["task_id"] == str(job.id)
     assert (body["state"], body["processed"], body["total"], body["percent"]) == (
-        "running", 25, 100, 25.0
+        "running",
+        25,
+        100,
+        25.0,
     )
     assert body["eta_seconds"] == 6.0
     assert body["links"]["stop"] == f"http://testserver/api/tasks/{job.id}/stop/"
@@ -108,7 +111,10 @@ def test_control_over_the_api_answers_409_when_impossible(api, job):  # type: ig
     Job.objects.filter(id=job.id).update(state=State.SUCCEEDED)
     response = api.post(f"/api/tasks/{job.id}/stop/")
     assert response.status_code == 409
-    assert response.json() == {"detail": "Cannot stop a job that is succeeded.", "state": "succeeded"}
+    assert response.json() == {
+        "detail": "Cannot stop a job that is succeeded.",
+        "state": "succeeded",
+    }
 
 
 @pytest.mark.django_db

@@ -81,11 +81,11 @@ def test_it_stops_a_job_that_never_started_on_the_spot(user):  # type: ignore[no
     assert job.finished_at is not None
 
 
-REFUSED = [
-    ("pause", s) for s in (State.STOPPING, State.STOPPED, State.SUCCEEDED, State.FAILED)
-] + [
-    ("resume", s) for s in (State.STOPPING, State.STOPPED, State.SUCCEEDED, State.FAILED)
-] + [("stop", s) for s in (State.SUCCEEDED, State.FAILED)]
+REFUSED = (
+    [("pause", s) for s in (State.STOPPING, State.STOPPED, State.SUCCEEDED, State.FAILED)]
+    + [("resume", s) for s in (State.STOPPING, State.STOPPED, State.SUCCEEDED, State.FAILED)]
+    + [("stop", s) for s in (State.SUCCEEDED, State.FAILED)]
+)
 
 
 @pytest.mark.django_db
@@ -115,7 +115,9 @@ def test_it_survives_racing_requests(user, first, second, allowed):  # type: ign
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def act(action: str) -> None:
+        def act(
+            action: str, job: Job = job, barrier: threading.Barrier = barrier, outcomes=outcomes
+        ) -> None:  # type: ignore[no-untyped-def]
             try:
                 barrier.wait()
                 fn = getattr(services, f"job_{action}")

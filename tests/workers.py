@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -52,11 +53,24 @@ class Worker:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "collect", "worker",
-                "--loglevel", "INFO", "--concurrency", str(self.concurrency),
-                "--hostname", self.name, "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "collect",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(self.concurrency),
+                "--hostname",
+                self.name,
+                "--queues",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -82,10 +96,8 @@ class Worker:
     def kill(self) -> None:
         """SIGKILL the worker and its pool: no clean-up of any kind."""
         assert self.proc is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=30)
         self._log.close()
 
@@ -125,7 +137,9 @@ def wait_state(job: Job, states: str | Iterable[str], timeout: float = 60) -> Jo
     try:
         return wait_for(check, timeout=timeout, what=f"job {job.id} to be {wanted}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; it is {job.state} ({job.processed}/{job.total}) {job.error}") from None
+        raise AssertionError(
+            f"{exc}; it is {job.state} ({job.processed}/{job.total}) {job.error}"
+        ) from None
 
 
 def wait_processed(job: Job, at_least: int, timeout: float = 60) -> Job:

@@ -26,4 +26,4 @@ class Command(BaseCommand):
         ]  # fmt: skip
         # Uploads may be large and slow: a long timeout, and threads so one upload
         # does not hold up everyone else.
-        os.execv(sys.executable, argv)
+        os.execv(sys.executable, argv)  # noqa: S606 (replace this process: signals reach gunicorn)

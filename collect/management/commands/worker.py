@@ -40,4 +40,4 @@ class Command(BaseCommand):
             "--hostname", hostname, "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
             "--pool", pool, "--without-gossip", "--without-mingle",
         ]  # fmt: skip
-        os.execv(sys.executable, argv)
+        os.execv(sys.executable, argv)  # noqa: S606 (replace this process: signals reach celery)

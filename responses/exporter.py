@@ -1,0 +1,145 @@
+"""``export_responses``: form responses in a date range to a CSV file, then an e-mail.
+
+Rows are read in pages with keyset pagination on ``(timestamp, id)`` (an
+index covers it): each page starts after the last key of the one before, so
+the cost per page stays the same however deep the export is, and memory
+holds one page at most. Each page is appended to the file and the checkpoint
+(last key, rows written, file size) commits with the progress; resuming after
+a pause or a crash cuts the file back to the committed size first, so no line
+is written twice or lost.
+
+Appending needs a local path (``Storage.path()``): FileSystemStorage, also
+when its folder is shared by several hosts (NFS). A storage without local
+paths (S3 and the like) is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from jobs.kinds import Batch, JobFailed, JobKind, RunContext
+from jobs.models import Job
+from responses import csvrows, mail
+from responses.models import FormResponse
+
+
+def in_range(job: Job) -> QuerySet[FormResponse]:
+    qs = FormResponse.objects.all()
+    start, stop = job.param("from"), job.param("to")
+    if start:
+        qs = qs.filter(timestamp__gte=dt.datetime.fromisoformat(start))
+    if stop:
+        qs = qs.filter(timestamp__lte=dt.datetime.fromisoformat(stop))
+    return qs
+
+
+def local_path(name: str) -> str:
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:
+        raise JobFailed(
+            "The export needs a file storage with local paths (FileSystemStorage); "
+            "the configured storage has none."
+        ) from None
+
+
+class ResponseExport(JobKind):
+    name = "export_responses"
+    verbose_name = "Export form responses"
+
+    def prepare(self, ctx: RunContext) -> int:
+        return in_range(ctx.job).count()
+
+    def initial_checkpoint(self, ctx: RunContext) -> dict[str, Any]:
+        path = local_path(ctx.job.param("file"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        header = csvrows.header()
+        # "wb": a run that crashed before its first checkpoint starts the file afresh.
+        with open(path, "wb") as fh:
+            fh.write(header)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return {"ts": None, "id": None, "rows": 0, "size": len(header)}
+
+    def resume(self, ctx: RunContext, checkpoint: dict[str, Any]) -> None:
+        path = local_path(ctx.job.param("file"))
+        try:
+            with open(path, "r+b") as fh:
+                # Lines after the checkpoint were written by a run that never committed them.
+                fh.truncate(int(checkpoint["size"]))
+        except FileNotFoundError:
+            raise JobFailed(
+                "The partly written export file is gone, so the export cannot continue; "
+                "start it again."
+            ) from None
+
+    def next_batch(self, ctx: RunContext, checkpoint: dict[str, Any]) -> Batch | None:
+        qs = in_range(ctx.job)
+        if checkpoint["ts"] is not None:
+            last = dt.datetime.fromisoformat(checkpoint["ts"])
+            # (timestamp, id) > (last, id): a range scan on the index from ``last`` on.
+            qs = qs.filter(timestamp__gte=last).exclude(timestamp=last, id__lte=checkpoint["id"])
+        size = settings.COLLECT_EXPORT_BATCH_ROWS
+        if checkpoint["rows"] and settings.COLLECT_EXPORT_THROTTLE_SECONDS:
+            time.sleep(settings.COLLECT_EXPORT_THROTTLE_SECONDS)
+        rows = list(qs.order_by("timestamp", "id").values_list(*csvrows.FIELDS)[:size])
+        if not rows:
+            return None
+        usernames, tz = self._usernames(ctx, rows), timezone.get_current_timezone()
+        data = csvrows.encode(csvrows.line(row, usernames=usernames, tz=tz) for row in rows)
+        last_row = rows[-1]
+        return Batch(
+            count=len(rows),
+            checkpoint={
+                "ts": last_row[1].isoformat(),
+                "id": last_row[0],
+                "rows": checkpoint["rows"] + len(rows),
+                "size": checkpoint["size"] + len(data),
+            },
+            payload=data,
+        )
+
+    def _usernames(self, ctx: RunContext, rows: list[tuple[Any, ...]]) -> dict[int, str]:
+        """Usernames by id, fetched once per user (no join on every page)."""
+        from django.contrib.auth import get_user_model
+
+        known: dict[int, str] = ctx.state.setdefault("usernames", {})
+        missing = {row[2] for row in rows if row[2] is not None} - known.keys()
+        if missing:
+            if len(known) > 100_000:
+                known.clear()
+            model = get_user_model()
+            field = model.USERNAME_FIELD
+            known.update(model._default_manager.filter(pk__in=missing).values_list("pk", field))
+        return known
+
+    def write_batch(self, ctx: RunContext, batch: Batch) -> None:
+        expected = batch.checkpoint["size"] - len(batch.payload)
+        with open(local_path(ctx.job.param("file")), "r+b") as fh:
+            # Write at the committed end, whatever a crashed run left after it.
+            fh.seek(expected)
+            fh.write(batch.payload)
+            fh.truncate()
+            fh.flush()
+            # On disk before the checkpoint that counts these bytes commits.
+            os.fsync(fh.fileno())
+
+    def discard(self, job: Job) -> None:
+        name = job.param("file")
+        if name and default_storage.exists(name):
+            default_storage.delete(name)
+        # The job's own folder; it stays if not empty, already gone, or not local.
+        with contextlib.suppress(OSError, JobFailed):
+            os.rmdir(os.path.dirname(local_path(name)))
+
+    def finish(self, ctx: RunContext) -> dict[str, Any]:
+        return mail.deliver(ctx)

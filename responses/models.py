@@ -1,0 +1,38 @@
+"""Form responses as the seed collected them, and nothing more."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Gender(models.TextChoices):
+    MALE = "Male"
+    FEMALE = "Female"
+    OTHER = "Other"
+
+
+class FormResponse(models.Model):
+    timestamp = models.DateTimeField()
+    # Who recorded the response; kept when that account is deleted.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="form_responses",
+    )
+    name_of_respondent = models.CharField(max_length=100)
+    gender_of_respondent = models.CharField(max_length=6, choices=Gender.choices)
+    reading_books = models.BooleanField(default=False)
+    listening_music = models.BooleanField(default=False)
+    mobile_no = models.CharField(max_length=20, blank=True)
+    record_latitude = models.DecimalField(max_digits=9, decimal_places=6)
+    record_longitude = models.DecimalField(max_digits=9, decimal_places=6)
+
+    class Meta:
+        # The export reads pages in (timestamp, id) order from a range: keyset pagination.
+        indexes = [models.Index(fields=["timestamp", "id"], name="formresponse_ts_id")]
+
+    def __str__(self) -> str:
+        return f"{self.name_of_respondent} at {self.timestamp:%Y-%m-%d %H:%M}"

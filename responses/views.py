@@ -1,0 +1,111 @@
+"""The export page (the seed's ``/export_data/``), its API twin and the e-mailed download link."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jobs.models import State
+from jobs.serializers import AcceptedSerializer, accepted
+from jobs.services import jobs_visible_to
+from jobs.web import PageOrJsonView
+from responses import mail
+from responses.forms import ExportForm
+from responses.services import responses_export_start
+
+LINK_EXPIRED = (
+    "This download link has expired. Download the file from the export's job page, "
+    "or start the export again."
+)
+LINK_INVALID = (
+    "This download link is not valid: it was changed or cut short. "
+    "Open the link exactly as it is in the e-mail."
+)
+
+ExportRequestSerializer = inline_serializer(
+    "ExportRequest",
+    fields={
+        "email": serializers.EmailField(),
+        "from": serializers.CharField(required=False, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"),
+        "to": serializers.CharField(required=False, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"),
+    },
+)
+
+
+class ExportView(PageOrJsonView):
+    """``GET`` shows the form prefilled from the query string; ``POST`` starts the export."""
+
+    def get(self, request: Request) -> HttpResponse:
+        initial = {name: request.query_params.get(name, "") for name in ("email", "from", "to")}
+        return self.page(request, ExportForm(initial=initial))
+
+    def page(self, request: Request, form: ExportForm, status: int = 200) -> HttpResponse:
+        return render(request._request, "responses/export.html", {"form": form}, status=status)
+
+    @extend_schema(
+        request=ExportRequestSerializer,
+        responses={
+            202: AcceptedSerializer,
+            400: OpenApiResponse(description="A message per field: email, from or to."),
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        data = request.data
+        form = ExportForm({name: data.get(name) for name in ("email", "from", "to")})
+        if not form.is_valid():
+            if self.json(request):
+                return Response(form.error_dict(), status=status.HTTP_400_BAD_REQUEST)
+            return self.page(request, form, status=400)
+        job = responses_export_start(
+            email=form.cleaned_data["email"],
+            date_from=form.cleaned_data["date_from"],
+            date_to=form.cleaned_data["date_to"],
+            by=request.user,
+            site_url=request.build_absolute_uri("/"),
+        )
+        if self.json(request):
+            return Response(accepted(job, request), status=status.HTTP_202_ACCEPTED)
+        return redirect(job.get_absolute_url())
+
+
+class ExportApiView(ExportView):
+    """``POST /api/exports/responses/``: start an export (JSON answers only)."""
+
+    http_method_names = ["post", "options"]
+
+    def json(self, request: Request) -> bool:
+        return True
+
+
+def _refused(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    return render(request, "responses/download_refused.html", {"message": message}, status=status)
+
+
+@login_required
+@require_GET
+def download(request: HttpRequest, token: str) -> HttpResponseBase:
+    """Serve the file of a signed link to the job's owner (or staff) while the link is valid."""
+    try:
+        signed = mail.read_token(token)
+    except signing.SignatureExpired:
+        return _refused(request, LINK_EXPIRED, 410)
+    except signing.BadSignature:
+        return _refused(request, LINK_INVALID, 400)
+    # Another user's job is a 404, as everywhere else.
+    job = get_object_or_404(jobs_visible_to(request.user), id=signed.get("job"))
+    name = signed.get("file", "")
+    if job.state != State.SUCCEEDED or name != job.result_file:
+        raise Http404("This export has no file to download (it was stopped or removed).")
+    try:
+        fh = default_storage.open(name, "rb")
+    except FileNotFoundError:
+        raise Http404("The export file is gone; start the export again.") from None
+    return FileResponse(fh, as_attachment=True, filename=name.rsplit("/", 1)[-1])
