@@ -32,10 +32,17 @@ FAIL, SKIP = "fail", "skip"
 SHOWN_PROBLEMS = 100
 
 
+def _columns() -> str:
+    return ", ".join(connection.ops.quote_name(c) for c in (*COLUMNS, "job_id"))
+
+
 def _insert_sql() -> str:
-    q = connection.ops.quote_name
-    columns = ", ".join(q(c) for c in (*COLUMNS, "job_id"))
-    return f"INSERT INTO {q(Team._meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608
+    table = connection.ops.quote_name(Team._meta.db_table)
+    return f"INSERT INTO {table} ({_columns()}) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608
+
+
+def _copy_sql() -> str:
+    return f"COPY {connection.ops.quote_name(Team._meta.db_table)} ({_columns()}) FROM STDIN"
 
 
 UNDO_CHUNK = 5000
@@ -191,7 +198,13 @@ class TeamImport(JobKind):
         # the import's bottleneck. The values were validated in prepare.
         job_id = Team._meta.get_field("job").get_db_prep_value(ctx.job.id, connection)
         with connection.cursor() as cursor:
-            cursor.executemany(_insert_sql(), [(*row, job_id) for row in batch.payload])
+            if connection.vendor == "postgresql":
+                # PostgreSQL's own bulk loader; executemany is slower there.
+                with cursor.copy(_copy_sql()) as copy:
+                    for row in batch.payload:
+                        copy.write_row((*row, job_id))
+            else:
+                cursor.executemany(_insert_sql(), [(*row, job_id) for row in batch.payload])
 
     def undo_chunk(self, ctx: RunContext) -> int:
         ids = list(Team.objects.filter(job_id=ctx.job.id).values_list("id", flat=True)[:UNDO_CHUNK])
