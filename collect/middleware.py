@@ -23,6 +23,9 @@ class TokenAuthMiddleware:
         header = get_authorization_header(request).split()  # type: ignore[arg-type]
         if header and header[0].lower() == b"token":
             try:
+                if b"\x00" in b"".join(header):
+                    # Never looked up: PostgreSQL refuses NUL in a query (a 500 otherwise).
+                    raise exceptions.AuthenticationFailed("Invalid token.")
                 found = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
             except exceptions.AuthenticationFailed as exc:
                 return JsonResponse(

@@ -11,3 +11,5 @@ urlpatterns = [
     path("", include("responses.urls")),
     path("", include("jobs.urls")),
 ]
+
+handler404 = "collect.errors.not_found"

@@ -6,13 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import services
+from jobs.kinds import kinds
 from jobs.models import Job, State
 from jobs.serializers import JobSerializer, StateConflictSerializer
 
@@ -21,11 +29,32 @@ def conflict(error: services.JobStateError) -> Response:
     return Response({"detail": str(error), "state": error.state}, status=status.HTTP_409_CONFLICT)
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("state", str, enum=[s.value for s in State]),
-        OpenApiParameter("kind", str),
-    ]
+NOT_FOUND = OpenApiResponse(
+    inline_serializer("NotFound", {"detail": serializers.CharField()}),
+    description="No such job, or another user's job (the same answer).",
+)
+TASK_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+CONTROL = extend_schema(
+    request=None,
+    parameters=[TASK_ID],
+    responses={200: JobSerializer, 404: NOT_FOUND, 409: StateConflictSerializer},
+)
+
+
+# The filters belong to the list only; every job id may be unknown (404).
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("state", str, enum=[s.value for s in State]),
+            OpenApiParameter("kind", str),
+        ],
+        responses={
+            200: JobSerializer(many=True),
+            400: OpenApiResponse(description="An unknown state or kind."),
+            404: NOT_FOUND,
+        },
+    ),
+    retrieve=extend_schema(parameters=[TASK_ID], responses={200: JobSerializer, 404: NOT_FOUND}),
 )
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
     """The caller's jobs (staff: everybody's), newest first."""
@@ -37,6 +66,16 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         qs = services.jobs_visible_to(self.request.user).select_related("owner")
         state = self.request.query_params.get("state")
         kind = self.request.query_params.get("kind")
+        # Refused, not ignored: a typo must not look like "no jobs". Checking also keeps
+        # odd bytes (NUL, which PostgreSQL refuses in text) out of the query.
+        if state and state not in State.values:
+            raise serializers.ValidationError(
+                {"state": [f"Unknown state {state!r}; use one of {', '.join(State.values)}."]}
+            )
+        if kind and kind not in kinds():
+            raise serializers.ValidationError(
+                {"kind": [f"Unknown kind {kind!r}; use one of {', '.join(sorted(kinds()))}."]}
+            )
         if state:
             qs = qs.filter(state=state)
         if kind:
@@ -51,17 +90,17 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
             return conflict(error)
         return Response(JobSerializer(job, context={"request": self.request}).data)
 
-    @extend_schema(request=None, responses={200: JobSerializer, 409: StateConflictSerializer})
+    @CONTROL
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: Any = None) -> Response:
         return self._control(services.job_pause)
 
-    @extend_schema(request=None, responses={200: JobSerializer, 409: StateConflictSerializer})
+    @CONTROL
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: Any = None) -> Response:
         return self._control(services.job_resume)
 
-    @extend_schema(request=None, responses={200: JobSerializer, 409: StateConflictSerializer})
+    @CONTROL
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: Any = None) -> Response:
         return self._control(services.job_stop)

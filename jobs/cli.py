@@ -6,17 +6,11 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.prompt import Confirm
 
 from jobs import services
+from jobs.formatting import duration, thousands
 from jobs.models import TERMINAL, Job
 
 
@@ -27,16 +21,17 @@ def follow(job: Job, *, console: Console | None = None, interval: float = 0.5) -
     leaves the job running and returns at once.
     """
     console = console or Console(stderr=True)
+    # Rate and time left come from the job row (pauses excluded), as on the web page.
     columns = (
-        TextColumn("[bold]{task.description}"),
+        TextColumn("[bold]{task.description:<9}"),
         BarColumn(),
         TaskProgressColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>8.0f} rows/s"),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[done]} rows"),
+        TextColumn("{task.fields[rate]} rows/s"),
+        TextColumn("{task.fields[eta]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(job.state, total=None, rate=0.0)
+        task = bar.add_task(job.state, total=None, **_fields(job))
         while True:
             try:
                 job.refresh_from_db()
@@ -45,7 +40,7 @@ def follow(job: Job, *, console: Console | None = None, interval: float = 0.5) -
                     description=job.state,
                     completed=job.processed,
                     total=job.total,
-                    rate=job.rate,
+                    **_fields(job),
                 )
                 if job.state in TERMINAL:
                     return job
@@ -58,6 +53,19 @@ def follow(job: Job, *, console: Console | None = None, interval: float = 0.5) -
                     continue
                 console.print(f"Job {job.id} goes on in the background.")
                 return job
+
+
+def _fields(job: Job) -> dict[str, Any]:
+    done = thousands(job.processed)
+    if job.total is not None:
+        done = f"{done}/{thousands(job.total)}"
+    if job.eta_seconds is not None:
+        eta = f"{duration(job.eta_seconds)} left"
+    elif job.state in TERMINAL and job.run_seconds:
+        eta = f"took {duration(job.run_seconds)}"
+    else:
+        eta = ""
+    return {"done": done, "rate": thousands(job.rate), "eta": eta}
 
 
 def describe(job: Job) -> dict[str, Any]:

@@ -66,6 +66,12 @@ class AcceptedSerializer(serializers.Serializer):
     url = serializers.URLField()
 
 
+class RateLimitedSerializer(serializers.Serializer):
+    """429: the user started COLLECT_JOBS_PER_MINUTE jobs in the last minute (see Retry-After)."""
+
+    detail = serializers.CharField()
+
+
 class StateConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
     state = serializers.CharField()

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotAllowed,
+)
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 from rest_framework import status
 from rest_framework.request import Request
@@ -18,9 +30,19 @@ from rest_framework.response import Response
 
 from jobs import services
 from jobs.kinds import kinds
-from jobs.models import Job, State
+from jobs.models import ACTIVE, Job, State
 from jobs.web import PageOrJsonView
 
+PER_PAGE = 20
+# What the person reads after pressing a button (the page then shows the new state).
+DONE = {
+    State.PAUSING: "Pausing “{label}”: it stops after the batch it is writing.",
+    State.PAUSED: "Paused “{label}”.",
+    State.QUEUED: "Resumed “{label}”: it goes on where it stopped.",
+    State.RUNNING: "Resumed “{label}”.",
+    State.STOPPING: "Stopping “{label}”: what it wrote is being removed.",
+    State.STOPPED: "Stopped “{label}”; nothing it wrote is left.",
+}
 ACTIONS: dict[str, Callable[..., Job]] = {
     "pause": services.job_pause,
     "resume": services.job_resume,
@@ -32,52 +54,122 @@ def _job_for(request: Any, task_id: Any) -> Job:
     return get_object_or_404(services.jobs_visible_to(request.user), id=task_id)
 
 
+def _fragment(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A polled fragment: GET only, never cached, and no login page swapped into a table.
+
+    When the session has ended, htmx is told to reload the page, which then
+    sends the person to the login form as any page does.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        if not request.user.is_authenticated:
+            response = HttpResponse("Log in again.", status=401, content_type="text/plain")
+            response["HX-Refresh"] = "true"
+            return response
+        response = view(request, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
+
+    return wrapper
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("job-list")
 
 
-@login_required
-@require_GET
-def job_list(request: HttpRequest) -> HttpResponse:
+def _list_context(request: HttpRequest) -> dict[str, Any]:
     qs = services.jobs_visible_to(request.user).select_related("owner")
+    states = [s.value for s in State]
+    known_kinds = sorted(kinds())
+    # Unknown filter values are ignored rather than showing an empty list.
     state = request.GET.get("state", "")
+    state = state if state in states else ""
     kind = request.GET.get("kind", "")
+    kind = kind if kind in known_kinds else ""
     if state:
         qs = qs.filter(state=state)
     if kind:
         qs = qs.filter(kind=kind)
-    page = Paginator(qs, 25).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "jobs/list.html",
-        {
-            "page": page,
-            "jobs": page.object_list,
-            "states": [s.value for s in State],
-            "kinds": sorted(kinds()),
-            "state": state,
-            "kind": kind,
-        },
+    page = Paginator(qs.order_by("-created_at", "-id"), PER_PAGE).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in (("state", state), ("kind", kind)) if v})
+    here = reverse("job-list") + (
+        f"?{query}&page={page.number}" if query else f"?page={page.number}"
     )
+    return {
+        "page": page,
+        "jobs": page.object_list,
+        "states": states,
+        "kinds": [(k, kinds()[k].verbose_name) for k in known_kinds],
+        "state": state,
+        "kind": kind,
+        "query": query,
+        "here": here,
+        "fragment_url": reverse("job-list-fragment") + here[len(reverse("job-list")) :],
+        "live": any(job.state in ACTIVE for job in page.object_list),
+        "show_owner": request.user.is_staff,
+    }
+
+
+@login_required
+@require_GET
+def job_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/list.html", _list_context(request))
+
+
+@_fragment
+def job_list_fragment(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/_list_live.html", _list_context(request))
+
+
+def _detail_context(request: HttpRequest, task_id: Any) -> dict[str, Any]:
+    job = _job_for(request, task_id)
+    return {"job": job, "live": job.state in ACTIVE, "here": job.get_absolute_url()}
 
 
 @login_required
 @require_GET
 def job_detail(request: HttpRequest, task_id: Any) -> HttpResponse:
-    job = _job_for(request, task_id)
-    return render(request, "jobs/detail.html", {"job": job})
+    return render(request, "jobs/detail.html", _detail_context(request, task_id))
+
+
+@_fragment
+def job_detail_fragment(request: HttpRequest, task_id: Any) -> HttpResponse:
+    return render(request, "jobs/_detail_live.html", _detail_context(request, task_id))
+
+
+def _next_url(request: HttpRequest, job: Job) -> str:
+    """Back to the page the button was on, if it is one of ours."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return job.get_absolute_url()
 
 
 class JobActionView(PageOrJsonView):
     """``GET`` shows a confirmation page; ``POST`` pauses, resumes or stops the job.
 
     ``/stop_task/<task_id>`` (the seed's URL) is this view with ``action=stop``.
+    It is a page (the API has ``/api/tasks/<id>/stop/``), so not in the schema.
     """
 
+    schema = None
+
     def get(self, request: Request, task_id: Any, action: str) -> HttpResponse:
+        if action not in ACTIONS:
+            raise Http404
         job = _job_for(request, task_id)
-        return render(request._request, "jobs/confirm.html", {"job": job, "action": action})
+        back = request.query_params.get("next", "")
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = job.get_absolute_url()
+        return render(
+            request._request, "jobs/confirm.html", {"job": job, "action": action, "back": back}
+        )
 
     def post(self, request: Request, task_id: Any, action: str) -> HttpResponse:
         if action not in ACTIONS:
@@ -92,11 +184,12 @@ class JobActionView(PageOrJsonView):
                     status=status.HTTP_409_CONFLICT,
                 )
             messages.error(request._request, str(error))
-            return redirect(job)
+            return redirect(_next_url(request._request, job))
         if self.json(request):
             return Response({"task_id": str(job.id), "state": job.state})
-        messages.success(request._request, f"Job {job.id}: {job.state}.")
-        return redirect(request.POST.get("next") or job.get_absolute_url())
+        done = DONE.get(State(job.state), "“{label}” is {state}.")
+        messages.success(request._request, done.format(label=job.label or job.id, state=job.state))
+        return redirect(_next_url(request._request, job))
 
 
 def _serve(job: Job, name: str, filename: str) -> FileResponse:
@@ -111,7 +204,7 @@ def _serve(job: Job, name: str, filename: str) -> FileResponse:
 
 @login_required
 @require_GET
-def job_result(request: HttpRequest, task_id: Any) -> HttpResponse:
+def job_result(request: HttpRequest, task_id: Any) -> HttpResponseBase:
     job = _job_for(request, task_id)
     if job.state != State.SUCCEEDED:
         return HttpResponse(
@@ -124,6 +217,6 @@ def job_result(request: HttpRequest, task_id: Any) -> HttpResponse:
 
 @login_required
 @require_GET
-def job_error_report(request: HttpRequest, task_id: Any) -> HttpResponse:
+def job_error_report(request: HttpRequest, task_id: Any) -> HttpResponseBase:
     job = _job_for(request, task_id)
     return _serve(job, job.error_report_file, f"errors-{job.id}.csv")

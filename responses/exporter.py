@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -52,6 +54,39 @@ def local_path(name: str) -> str:
         ) from None
 
 
+# Why a write failed, and what to do about it, for the errors an operator can fix.
+_WRITE_ERRORS = {
+    errno.ENOSPC: ("the disk is full", "try again later or ask an administrator to free space"),
+    errno.EDQUOT: ("the disk quota is used up", "ask an administrator to raise the quota"),
+    errno.EFBIG: (
+        "the file is larger than the system allows",
+        "export a shorter date range, or ask an administrator to raise the limit",
+    ),
+    errno.EROFS: ("the storage is read-only", "ask an administrator to check the storage"),
+    errno.EACCES: ("the storage folder is not writable", "ask an administrator to check it"),
+}
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[None]:
+    """Turn an OS error while writing the file into a failure the user can read.
+
+    The job then fails, its partial file is deleted and no e-mail is sent.
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        reason, hint = _WRITE_ERRORS.get(
+            exc.errno or 0, ("the storage refused the write", "ask an administrator to check it")
+        )
+        raise JobFailed(
+            f"The export could not be written: {reason} ({exc.strerror or exc}). "
+            f"Nothing was sent; {hint}."
+        ) from exc
+
+
 class ResponseExport(JobKind):
     name = "export_responses"
     verbose_name = "Export form responses"
@@ -61,19 +96,20 @@ class ResponseExport(JobKind):
 
     def initial_checkpoint(self, ctx: RunContext) -> dict[str, Any]:
         path = local_path(ctx.job.param("file"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         header = csvrows.header()
         # "wb": a run that crashed before its first checkpoint starts the file afresh.
-        with open(path, "wb") as fh:
-            fh.write(header)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with writing():
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as fh:
+                fh.write(header)
+                fh.flush()
+                os.fsync(fh.fileno())
         return {"ts": None, "id": None, "rows": 0, "size": len(header)}
 
     def resume(self, ctx: RunContext, checkpoint: dict[str, Any]) -> None:
         path = local_path(ctx.job.param("file"))
         try:
-            with open(path, "r+b") as fh:
+            with writing(), open(path, "r+b") as fh:
                 # Lines after the checkpoint were written by a run that never committed them.
                 fh.truncate(int(checkpoint["size"]))
         except FileNotFoundError:
@@ -124,7 +160,7 @@ class ResponseExport(JobKind):
 
     def write_batch(self, ctx: RunContext, batch: Batch) -> None:
         expected = batch.checkpoint["size"] - len(batch.payload)
-        with open(local_path(ctx.job.param("file")), "r+b") as fh:
+        with writing(), open(local_path(ctx.job.param("file")), "r+b") as fh:
             # Write at the committed end, whatever a crashed run left after it.
             fh.seek(expected)
             fh.write(batch.payload)

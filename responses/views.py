@@ -8,13 +8,15 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.schemas.inspectors import ViewInspector
 
 from jobs.models import State
-from jobs.serializers import AcceptedSerializer, accepted
+from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
 from jobs.services import jobs_visible_to
 from jobs.web import PageOrJsonView
 from responses import mail
@@ -34,14 +36,21 @@ ExportRequestSerializer = inline_serializer(
     "ExportRequest",
     fields={
         "email": serializers.EmailField(),
-        "from": serializers.CharField(required=False, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"),
-        "to": serializers.CharField(required=False, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"),
+        # null and "" both mean no limit.
+        "from": serializers.CharField(
+            required=False, allow_null=True, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"
+        ),
+        "to": serializers.CharField(
+            required=False, allow_null=True, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"
+        ),
     },
 )
 
 
 class ExportView(PageOrJsonView):
     """``GET`` shows the form prefilled from the query string; ``POST`` starts the export."""
+
+    schema: ViewInspector | None = None  # a page: the API has POST /api/exports/responses/
 
     def get(self, request: Request) -> HttpResponse:
         initial = {name: request.query_params.get(name, "") for name in ("email", "from", "to")}
@@ -55,6 +64,7 @@ class ExportView(PageOrJsonView):
         responses={
             202: AcceptedSerializer,
             400: OpenApiResponse(description="A message per field: email, from or to."),
+            429: RateLimitedSerializer,
         },
     )
     def post(self, request: Request) -> HttpResponse:
@@ -80,6 +90,7 @@ class ExportApiView(ExportView):
     """``POST /api/exports/responses/``: start an export (JSON answers only)."""
 
     http_method_names = ["post", "options"]
+    schema = AutoSchema()
 
     def json(self, request: Request) -> bool:
         return True

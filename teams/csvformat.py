@@ -31,6 +31,15 @@ FIX_HINT = (
 # a limit of ours. The upload size limit bounds them anyway.
 csv.field_size_limit(64 * 1024 * 1024)
 
+# Files people upload by mistake, known by their first bytes: named in the message.
+NOT_CSV = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+MAX_SHOWN_COLUMNS = 10
+
 
 class FileProblem(Exception):
     """The file as a whole cannot be imported (not CSV, empty, bad header)."""
@@ -133,6 +142,12 @@ def read_header(fh: IO[bytes]) -> tuple[list[int], int]:
         "The file is not a CSV text file: it contains binary data. Save it as "
         f'"CSV UTF-8 (comma delimited)" with the header {HEADER} and upload it again.'
     )
+    for magic, what in NOT_CSV:
+        if head.startswith(magic):
+            raise FileProblem(
+                f"The file is {what}, not a CSV UTF-8 text file. Save it as "
+                f'"CSV UTF-8 (comma delimited)" with the header {HEADER} and upload it again.'
+            )
     if b"\x00" in head:
         raise FileProblem(not_text)
     start = len(BOM) if head.startswith(BOM) else 0
@@ -141,16 +156,34 @@ def read_header(fh: IO[bytes]) -> tuple[list[int], int]:
         raise FileProblem(f"The file has no header. Its first row must be {HEADER}.")
     if first.bad_utf8:
         raise FileProblem(not_text)
+    if first.error and b"\r" in head and b"\n" not in head:
+        raise FileProblem(
+            "The lines of the file end with a carriage return only (the old Mac format). "
+            f'Save it as "CSV UTF-8 (comma delimited)" with the header {HEADER} and upload it '
+            "again."
+        )
     if first.error:
         raise FileProblem(f"The header row is not valid CSV. Its first row must be {HEADER}.")
     names = [f.strip().lower() for f in first.fields]
+    if len(names) == 1 and (";" in names[0] or "\t" in names[0]):
+        sep = "semicolons" if ";" in names[0] else "tabs"
+        raise FileProblem(
+            f"The columns of the header are separated by {sep}; Collect reads commas. "
+            f'Save the file as "CSV UTF-8 (comma delimited)" with the header {HEADER}.'
+        )
+    # One pass (not names.count per name): a header may have 100,000 columns.
+    seen: set[str] = set()
     for name in names:
-        if names.count(name) > 1:
+        if name in seen:
             raise FileProblem(
-                f'The header names the column "{name}" more than once. Each column may '
-                f"appear only once: {HEADER}."
+                f'The header names the column "{_shown(name, 50)}" more than once. Each column '
+                f"may appear only once: {HEADER}."
             )
-    unknown = [f'"{n}"' for n in names if n not in COLUMNS]
+        seen.add(name)
+    unknown = [f'"{_shown(n, 50)}"' for n in names if n not in COLUMNS]
+    if len(unknown) > MAX_SHOWN_COLUMNS:
+        more = len(unknown) - MAX_SHOWN_COLUMNS
+        unknown = [*unknown[:MAX_SHOWN_COLUMNS], f"and {more:,} more"]
     missing = [c for c in COLUMNS if c not in names]
     if unknown or missing:
         parts = []
@@ -167,9 +200,9 @@ def read_header(fh: IO[bytes]) -> tuple[list[int], int]:
     return [names.index(c) for c in COLUMNS], first.end
 
 
-def _shown(value: str) -> str:
+def _shown(value: str, limit: int = 200) -> str:
     value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return value if len(value) <= 200 else value[:200] + "…"
+    return value if len(value) <= limit else value[:limit] + "…"
 
 
 def check(record: Record, positions: list[int]) -> tuple[tuple[str, ...] | None, list[Problem]]:
@@ -190,6 +223,16 @@ def check(record: Record, positions: list[int]) -> tuple[tuple[str, ...] | None,
             )
         ]
     values = tuple(fields[p] for p in positions)
+    if any("\x00" in v for v in values):
+        column = next(c for c, v in zip(COLUMNS, values, strict=True) if "\x00" in v)
+        return None, [
+            Problem(
+                row,
+                column,
+                "",
+                "The row contains a NUL byte (binary data). Save the file as CSV UTF-8 text.",
+            )
+        ]
     if record.bad_utf8:
         column = next(
             (c for c, v in zip(COLUMNS, values, strict=True) if not v.isascii() and _has_bad(v)),

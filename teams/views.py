@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.serializers import AcceptedSerializer, accepted
+from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
 from jobs.web import PageOrJsonView
 from teams.csvformat import COLUMNS, HEADER
 from teams.models import MANAGER_MAX, NAME_MAX
@@ -88,6 +88,7 @@ class ImportTeamsView(_StartImport, PageOrJsonView):
 
     authentication_classes = AUTHENTICATION
     parser_classes = [MultiPartParser, FormParser]
+    schema = None  # a page: the API has POST /api/imports/teams/
 
     def get(self, request: Request) -> HttpResponse:
         return render(request._request, "teams/import.html", _context())
@@ -123,6 +124,7 @@ class ImportTeamsApi(_StartImport, APIView):
             202: AcceptedSerializer,
             400: inline_serializer("ImportError", {"detail": serializers.CharField()}),
             413: inline_serializer("UploadTooLarge", {"detail": serializers.CharField()}),
+            429: RateLimitedSerializer,
         },
         summary="Import teams from a CSV file",
     )

@@ -1,0 +1,147 @@
+"""Template helpers for the job pages: numbers and durations people read, and the chart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from jobs.formatting import duration, thousands
+from jobs.kinds import kinds
+from jobs.models import Job
+
+register = template.Library()
+
+# Parameters shown under these names; the rest under their own name.
+PARAM_LABELS = {
+    "filename": "File",
+    "size": "File size",
+    "on_error": "Bad rows",
+    "batch_size": "Batch size",
+    "email": "E-mail to",
+    "from": "From",
+    "to": "To",
+    "n": "Rows",
+    "batch": "Batch size",
+    "delay": "Delay per batch (s)",
+}
+# Internal details: a storage path when the file's own name is known, the site address.
+HIDDEN_PARAMS = {"file", "site"}
+
+
+register.filter(thousands)
+register.filter(duration)
+
+
+@register.filter
+def kind_name(kind: str) -> str:
+    """The kind's name for people (``Import teams``), or its code if it is not installed."""
+    cls = kinds().get(kind)
+    return str(cls.verbose_name) if cls is not None else kind
+
+
+@register.filter
+def shown_params(job: Job) -> list[tuple[str, Any]]:
+    params = dict(job.params or {})
+    hidden = HIDDEN_PARAMS if "filename" in params or job.kind != "import_teams" else {"site"}
+    out: list[tuple[str, Any]] = []
+    # A fixed order: known parameters as listed above, then the rest by name
+    # (PostgreSQL's jsonb does not keep the order they were written in).
+    order = {key: i for i, key in enumerate(PARAM_LABELS)}
+    for key in sorted(params, key=lambda k: (order.get(k, len(order)), k)):
+        value = params[key]
+        if key in hidden or value is None or value == "":
+            continue
+        if key == "size" and isinstance(value, int):
+            value = f"{value:,} bytes"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:,}"
+        out.append((PARAM_LABELS.get(key) or key, value))
+    return out
+
+
+def throughput(samples: list[list[float]]) -> list[tuple[float, float]]:
+    """Rows per second between consecutive samples, at the end time of each interval."""
+    points: list[tuple[float, float]] = []
+    previous: tuple[float, float] = (0.0, 0.0)
+    for sample in samples or []:
+        if not isinstance(sample, list | tuple) or len(sample) < 2:
+            continue
+        t, done = float(sample[0]), float(sample[1])
+        dt = t - previous[0]
+        if dt > 0 and done >= previous[1]:
+            points.append((t, (done - previous[1]) / dt))
+        previous = (t, done)
+    return points
+
+
+@register.simple_tag
+def throughput_chart(job: Job, width: int = 800, height: int = 180) -> SafeString:
+    """A small line chart of rows per second over run time, as inline SVG (no script)."""
+    points = throughput(job.samples)
+    if len(points) < 2:
+        return format_html(
+            '<p class="muted">{}</p>', "The chart appears after a few seconds of work."
+        )
+    pad_left, pad_bottom, pad_top = 64, 24, 10
+    plot_w, plot_h = width - pad_left - 8, height - pad_bottom - pad_top
+    t_max = points[-1][0] or 1.0
+    r_max = max(rate for _, rate in points) or 1.0
+
+    def xy(t: float, rate: float) -> str:
+        x = pad_left + plot_w * t / t_max
+        y = pad_top + plot_h * (1 - rate / r_max)
+        return f"{x:.1f},{y:.1f}"
+
+    line = " ".join(xy(t, r) for t, r in [(0.0, points[0][1]), *points])
+    area = f"{pad_left},{pad_top + plot_h} {line} {pad_left + plot_w},{pad_top + plot_h}"
+    mean = sum(r for _, r in points) / len(points)
+    summary = (
+        f"Throughput over {duration(t_max)} of work: on average {thousands(mean)} rows/s, "
+        f"at most {thousands(r_max)} rows/s."
+    )
+    axis_y = pad_top + plot_h
+    labels = format_html_join(
+        "",
+        '<text x="{}" y="{}" class="{}">{}</text>',
+        [
+            (pad_left - 6, pad_top + 10, "tick end", f"{thousands(r_max)}/s"),
+            (pad_left - 6, pad_top + plot_h / 2 + 4, "tick end", f"{thousands(r_max / 2)}/s"),
+            (pad_left - 6, axis_y, "tick end", "0"),
+            (pad_left, axis_y + 16, "tick", "0 s"),
+            (pad_left + plot_w, axis_y + 16, "tick end", duration(t_max)),
+        ],
+    )
+    return format_html(
+        '<figure class="chart"><svg viewBox="0 0 {w} {h}" width="100%" role="img" '
+        'aria-labelledby="chart-title" preserveAspectRatio="xMinYMin meet">'
+        '<title id="chart-title">{summary}</title>'
+        '<line x1="{l}" y1="{ay}" x2="{r}" y2="{ay}" class="axis"/>'
+        '<line x1="{l}" y1="{t}" x2="{l}" y2="{ay}" class="axis"/>'
+        '<line x1="{l}" y1="{mid}" x2="{r}" y2="{mid}" class="grid"/>'
+        '<polygon points="{area}" class="area"/><polyline points="{line}" class="line"/>'
+        "{labels}</svg><figcaption>{summary}</figcaption></figure>",
+        w=width, h=height, l=pad_left, r=pad_left + plot_w, t=pad_top, ay=axis_y,
+        mid=pad_top + plot_h / 2,
+        area=area, line=line, labels=labels, summary=summary,
+    )  # fmt: skip
+
+
+@register.filter
+def when(moment: datetime | None) -> str:
+    """A time today as ``14:02:11``; an earlier one as ``3 Nov 2025, 14:02``."""
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localdate():
+        return local.strftime("%H:%M:%S")
+    return f"{local.day} {local.strftime('%b %Y, %H:%M')}"
+
+
+@register.filter
+def basename(path: str) -> str:
+    return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]

@@ -1,0 +1,93 @@
+"""``collect jobs``, ``collect pause|resume|stop`` and the progress bar of ``--wait``."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from rich.console import Console
+
+from jobs.cli import follow
+from jobs.models import Job, State
+from jobs.services import job_create
+
+pytestmark = pytest.mark.django_db
+IMPORT_ID = uuid.UUID("11111111-1111-4111-8111-111111111111")
+EXPORT_ID = uuid.UUID("22222222-2222-4222-8222-222222222222")
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def two_jobs(user, settings):  # type: ignore[no-untyped-def]
+    settings.TIME_ZONE = "UTC"
+    Job.objects.create(
+        id=IMPORT_ID, kind="import_teams", owner=user, label="teams.csv", state=State.RUNNING,
+        processed=12_345, total=50_000, rate=2_000.4,
+    )  # fmt: skip
+    Job.objects.create(
+        id=EXPORT_ID, kind="export_responses", owner=user, label="Responses 2030",
+        state=State.SUCCEEDED, processed=7, total=7, rate=3.5, run_seconds=125.0,
+        finished_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    Job.objects.filter(id=IMPORT_ID).update(created_at=datetime(2030, 1, 2, 9, 30, tzinfo=UTC))
+    Job.objects.filter(id=EXPORT_ID).update(created_at=datetime(2030, 1, 1, 8, 0, tzinfo=UTC))
+
+
+def test_jobs_lists_jobs_newest_first_as_a_table(two_jobs) -> None:  # type: ignore[no-untyped-def]
+    assert run("jobs").splitlines() == [
+        "task id                               kind              what            owner  state      progress               rate     time            created",  # noqa: E501
+        "─" * 157,
+        "11111111-1111-4111-8111-111111111111  import_teams      teams.csv       alice  running    12,345/50,000 (24.7%)  2,000/s  19 s left       2030-01-02 09:30:00",  # noqa: E501
+        "22222222-2222-4222-8222-222222222222  export_responses  Responses 2030  alice  succeeded  7/7 (100.0%)           4/s      took 2 min 5 s  2030-01-01 08:00:00",  # noqa: E501
+    ]  # fmt: skip
+
+
+def test_jobs_filters_by_state_kind_and_user(two_jobs, other_user) -> None:  # type: ignore[no-untyped-def]
+    assert str(EXPORT_ID) not in run("jobs", "--state", "running")
+    assert str(IMPORT_ID) in run("jobs", "--state", "running")
+    assert str(IMPORT_ID) not in run("jobs", "--kind", "export_responses")
+    assert run("jobs", "--user", other_user.username) == "No jobs.\n"
+    assert run("jobs", "--limit", "1").count("-1111-") == 1
+
+
+def test_pause_resume_and_stop_say_the_new_state(user) -> None:  # type: ignore[no-untyped-def]
+    job = Job.objects.create(kind="count", owner=user, state=State.RUNNING)
+    assert run("pause", str(job.id)) == f"{job.id}: pausing\n"
+    assert run("pause", str(job.id)) == f"{job.id}: pausing\n"  # asking twice is harmless
+    assert run("resume", str(job.id)) == f"{job.id}: running\n"
+    assert run("stop", str(job.id)) == f"{job.id}: stopping\n"
+    queued = Job.objects.create(kind="count", owner=user, state=State.QUEUED)
+    assert run("pause", str(queued.id)) == f"{queued.id}: paused\n"
+
+
+@pytest.mark.parametrize("command", ["pause", "resume", "stop"])
+def test_commands_explain_what_is_wrong(user, command) -> None:  # type: ignore[no-untyped-def]
+    job = Job.objects.create(kind="count", owner=user, state=State.SUCCEEDED)
+    with pytest.raises(CommandError, match=rf"^Cannot {command} a job that is succeeded\.$"):
+        run(command, str(job.id))
+    with pytest.raises(CommandError, match=r"^No job with task id 'nope'\.$"):
+        run(command, "nope")
+    with pytest.raises(CommandError, match=rf"^No job with task id '{IMPORT_ID}'\.$"):
+        run(command, str(IMPORT_ID))
+
+
+def test_follow_shows_a_bar_with_rate_and_time_until_the_end(worker, user) -> None:  # type: ignore[no-untyped-def]
+    job = job_create(kind="count", owner=user, params={"n": 60, "batch": 10, "delay": 0.2})
+    out = io.StringIO()
+    done = follow(job, console=Console(file=out, width=120), interval=0.1)
+    assert done.state == State.SUCCEEDED
+    last = out.getvalue().strip().splitlines()[-1]
+    assert last.startswith("succeeded ")
+    assert "━" in last
+    assert " 100% 60/60 rows " in last
+    assert f" {round(done.rate)} rows/s " in last
+    assert last.endswith(f"took {'1 s' if done.run_seconds < 1.5 else '2 s'}")
+    assert timedelta(seconds=done.run_seconds) < timedelta(seconds=10)
