@@ -199,8 +199,10 @@ class TeamImport(JobKind):
         job_id = Team._meta.get_field("job").get_db_prep_value(ctx.job.id, connection)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                # PostgreSQL's own bulk loader; executemany is slower there.
-                with cursor.copy(_copy_sql()) as copy:
+                # PostgreSQL's own bulk loader; executemany is slower there. ``copy``
+                # is psycopg's own (Django does not wrap it): the wrapper turns a lost
+                # connection into Django's OperationalError, which the engine retries.
+                with connection.wrap_database_errors, cursor.copy(_copy_sql()) as copy:
                     for row in batch.payload:
                         copy.write_row((*row, job_id))
             else:
