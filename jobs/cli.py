@@ -68,6 +68,23 @@ def _fields(job: Job) -> dict[str, Any]:
     return {"done": done, "rate": thousands(job.rate), "eta": eta}
 
 
+def job_owner(username: str | None) -> Any:
+    """The user a CLI-started job belongs to: ``--user NAME``, else the first superuser."""
+    from django.contrib.auth import get_user_model
+    from django.core.management.base import CommandError
+
+    users = get_user_model()._default_manager
+    if username:
+        try:
+            return users.get_by_natural_key(username)
+        except users.model.DoesNotExist:
+            raise CommandError(f"No user named {username!r}.") from None
+    owner = users.filter(is_superuser=True).order_by("pk").first()
+    if owner is None:
+        raise CommandError("No superuser exists to own the job; name one with --user.")
+    return owner
+
+
 def describe(job: Job) -> dict[str, Any]:
     return {
         "task_id": str(job.id),

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from jobs.kinds import Batch, Interrupted, JobFailed, JobKind, RunContext, get_kind
 from jobs.models import Job, State
-from jobs.services import _enqueue
+from jobs.services import enqueue_now
 from jobs.signals import worker_is_shutting_down
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class Runner:
             checkpoint = batch.checkpoint
         if handed_back:
             # Sent now that the hand-back is committed (no outer transaction here).
-            _enqueue(job.id)
+            enqueue_now(job.id)
             log.info("job %s handed back at %s: this worker is shutting down", job.id, checkpoint)
             return
         if row.state == State.STOPPING:

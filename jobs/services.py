@@ -53,7 +53,8 @@ def jobs_visible_to(user: Any) -> QuerySet[Job]:
     return Job.objects.filter(owner=user)
 
 
-def _enqueue(job_id: Any) -> None:
+def enqueue_now(job_id: Any) -> None:
+    """Send the job to the workers now (its row must already be committed)."""
     from jobs.tasks import run_job
 
     run_job.apply_async(args=(str(job_id),), task_id=str(job_id))
@@ -61,7 +62,7 @@ def _enqueue(job_id: Any) -> None:
 
 def enqueue_after_commit(job_id: Any) -> None:
     """Send the job to the workers once the row they will read is committed."""
-    transaction.on_commit(lambda: _enqueue(job_id))
+    transaction.on_commit(lambda: enqueue_now(job_id))
 
 
 @transaction.atomic
@@ -209,7 +210,7 @@ def job_sweep() -> int:
             .update(enqueued_at=now)
         ):
             log.warning("job %s: worker gone or message lost; handing it to a worker", job_id)
-            _enqueue(job_id)
+            enqueue_now(job_id)
             sent += 1
     return sent
 

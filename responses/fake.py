@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
+from responses.csvrows import FIELDS
 from responses.models import FormResponse, Gender
 
 FIRST = [
@@ -115,17 +116,8 @@ def responses(
         )
 
 
-COLUMNS = [
-    "timestamp",
-    "user_id",
-    "name_of_respondent",
-    "gender_of_respondent",
-    "reading_books",
-    "listening_music",
-    "mobile_no",
-    "record_latitude",
-    "record_longitude",
-]
+# Every field the export reads but the id, which the database assigns.
+COLUMNS = [f for f in FIELDS if f != "id"]
 
 
 def create_responses(

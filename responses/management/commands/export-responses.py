@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.cli import describe, follow
+from jobs.cli import describe, follow, job_owner
 from jobs.models import State
 from responses.forms import ExportForm
 from responses.services import responses_export_start
@@ -49,7 +48,7 @@ class Command(BaseCommand):
             email=form.cleaned_data["email"],
             date_from=form.cleaned_data["date_from"],
             date_to=form.cleaned_data["date_to"],
-            by=self._owner(user),
+            by=job_owner(user),
         )
         self.stdout.write(f"Export queued: task id {job.id}")
         if not wait:
@@ -62,15 +61,3 @@ class Command(BaseCommand):
             raise CommandError(
                 f"The export ended {job.state}: {describe(job)['error'] or 'no error given'}"
             )
-
-    def _owner(self, username: str) -> Any:
-        users = get_user_model()._default_manager
-        if username:
-            try:
-                return users.get_by_natural_key(username)
-            except users.model.DoesNotExist:
-                raise CommandError(f"No user named {username!r}.") from None
-        owner = users.filter(is_superuser=True).order_by("pk").first()
-        if owner is None:
-            raise CommandError("No superuser exists to own the job; name one with --user.")
-        return owner

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.cli import describe, follow
+from jobs.cli import describe, follow, job_owner
 from teams.services import ON_ERROR_CHOICES, ImportRequestError, teams_import_start
 
 
@@ -24,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, file: str, wait: bool, on_error: str, user: str | None,
                **opts: Any) -> None:  # fmt: skip
-        owner = self._owner(user)
+        owner = job_owner(user)
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"No such file: {file}")
@@ -39,15 +38,3 @@ class Command(BaseCommand):
         self.stdout.write(str(describe(job)))
         if job.state == "failed":
             raise CommandError(job.error)
-
-    def _owner(self, username: str | None) -> Any:
-        users = get_user_model().objects
-        if username:
-            try:
-                return users.get_by_natural_key(username)
-            except users.model.DoesNotExist:
-                raise CommandError(f"No user named {username!r}.") from None
-        owner = users.filter(is_superuser=True).order_by("id").first()
-        if owner is None:
-            raise CommandError("No user to own the job: pass --user NAME.")
-        return owner
