@@ -198,6 +198,8 @@ BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport, with atomic message writes (see collect/broker.py).
+    CELERY_BROKER_TRANSPORT = "collect.broker:Transport"
     # kombu needs absolute folders that exist; in == out makes one shared queue.
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
@@ -329,4 +331,6 @@ COLLECT_SITE_URL = env_str("COLLECT_SITE_URL", "http://localhost:8000")
 # throughput flattens out above a few thousand rows, while a pause or a stop
 # waits for at most one batch.
 COLLECT_IMPORT_BATCH_SIZE = env_int("COLLECT_IMPORT_BATCH_SIZE", 5000)
+# Seconds to rest after each batch, to leave a busy database room for other work.
+COLLECT_IMPORT_THROTTLE_SECONDS = env_float("COLLECT_IMPORT_THROTTLE_SECONDS", 0.0)
 # --- end of team import -----------------------------------------------------
