@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from jobs.models import ACTIVE, Job, State
 
@@ -53,11 +54,23 @@ def jobs_visible_to(user: Any) -> QuerySet[Job]:
     return Job.objects.filter(owner=user)
 
 
-def enqueue_now(job_id: Any) -> None:
-    """Send the job to the workers now (its row must already be committed)."""
+def enqueue_now(job_id: Any) -> bool:
+    """Send the job to the workers now (its row must already be committed).
+
+    If the broker is down the job is not lost and the request does not fail:
+    the row stays as it is, marked as not sent (``enqueued_at`` empty), and
+    the next sweep of any worker sends it once the broker is back. Returns
+    whether the message was sent.
+    """
     from jobs.tasks import run_job
 
-    run_job.apply_async(args=(str(job_id),), task_id=str(job_id))
+    try:
+        run_job.apply_async(args=(str(job_id),), task_id=str(job_id))
+    except (KombuError, OSError) as exc:
+        log.warning("job %s: the broker did not take it (%s); a sweep sends it later", job_id, exc)
+        Job.objects.filter(id=job_id).update(enqueued_at=None)
+        return False
+    return True
 
 
 def enqueue_after_commit(job_id: Any) -> None:
@@ -200,6 +213,8 @@ def job_sweep() -> int:
         Q(state__in=[State.RUNNING, State.STOPPING], lease_expires_at__lt=now)
         | Q(state=State.STOPPING, lease_expires_at=None, enqueued_at__lt=now - lease)
         | Q(state=State.QUEUED, enqueued_at__lt=now - requeue_queued)
+        # Never sent: the broker was down when it was created, resumed or stopped.
+        | Q(state__in=[State.QUEUED, State.STOPPING], enqueued_at=None)
     ).values_list("id", "enqueued_at")
     sent = 0
     for job_id, enqueued_at in orphans[:500]:
@@ -210,8 +225,7 @@ def job_sweep() -> int:
             .update(enqueued_at=now)
         ):
             log.warning("job %s: worker gone or message lost; handing it to a worker", job_id)
-            enqueue_now(job_id)
-            sent += 1
+            sent += enqueue_now(job_id)
     return sent
 
 
