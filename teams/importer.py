@@ -13,6 +13,7 @@ import csv
 import io
 import logging
 import tempfile
+import time
 from typing import IO, Any
 
 from django.conf import settings
@@ -175,6 +176,8 @@ class TeamImport(JobKind):
             positions, _offset = csvformat.read_header(fh)
             ctx.state["positions"] = positions
         size = int(ctx.job.param("batch_size") or settings.COLLECT_IMPORT_BATCH_SIZE)
+        if checkpoint["row"] > 1 and settings.COLLECT_IMPORT_THROTTLE_SECONDS:
+            time.sleep(settings.COLLECT_IMPORT_THROTTLE_SECONDS)
         teams: list[tuple[str, ...]] = []
         offset, row, skipped = checkpoint["offset"], checkpoint["row"], checkpoint["skipped"]
         for record in csvformat.records(fh, offset=offset, row=row):
