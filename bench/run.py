@@ -18,6 +18,7 @@ BENCHES = [
     ("bench_engine.py", [os.environ.get("BENCH_ENGINE_TRIALS", "10")]),
     ("bench_import.py", os.environ.get("BENCH_IMPORT_ROWS", "100000").split(",")),
     ("bench_export.py", os.environ.get("BENCH_EXPORT_ROWS", "100000").split(",")),
+    ("bench_polling.py", os.environ.get("BENCH_POLLERS", "20 15 4").split()),
 ]
 
 
