@@ -205,9 +205,14 @@ def job_sweep() -> int:
     now = timezone.now()
     lease = timedelta(seconds=settings.COLLECT_JOB_LEASE_SECONDS)
     # A worker died while pausing: its last batch is committed, so it is paused.
-    Job.objects.filter(state=State.PAUSING, lease_expires_at__lt=now).update(
-        state=State.PAUSED, lease_token=None, lease_expires_at=None, updated_at=now
-    )
+    # Found by a plain read, then changed one by one by primary key: an UPDATE over
+    # the (state, lease_expires_at) index would lock index entries before rows, the
+    # reverse of a running batch (row, then index), and deadlock with it on MariaDB.
+    stale = Job.objects.filter(state=State.PAUSING, lease_expires_at__lt=now)
+    for job_id in list(stale.values_list("id", flat=True)[:500]):
+        stale.filter(id=job_id).update(
+            state=State.PAUSED, lease_token=None, lease_expires_at=None, updated_at=now
+        )
     requeue_queued = timedelta(seconds=settings.COLLECT_REQUEUE_QUEUED_SECONDS)
     orphans = Job.objects.filter(
         Q(state__in=[State.RUNNING, State.STOPPING], lease_expires_at__lt=now)
