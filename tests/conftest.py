@@ -4,6 +4,7 @@ import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -12,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.models import ACTIVE, Job
+from tests.test_export_helpers import SMTPServer
 from tests.workers import Worker, wait_for
 
 
@@ -131,3 +133,19 @@ def api(user: User) -> APIClient:
 def browser_client(client, user):  # type: ignore[no-untyped-def]
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SMTPServer]:
+    """A real SMTP server (aiosmtpd) for the workers' mail; ``smtp.env()`` points a worker at it."""
+    server = SMTPServer()
+    server.controller.start()
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture
+def inbox(smtp: SMTPServer) -> Iterator[Any]:
+    smtp.inbox.clear()
+    yield smtp.inbox
+    smtp.inbox.clear()

@@ -5,11 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
-import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
 from django.utils.html import escape
@@ -18,62 +15,27 @@ from jobs import services
 from jobs.models import Job
 from responses.fake import create_responses
 from responses.models import FormResponse
-from responses.services import responses_export_start
 from responses.views import LINK_EXPIRED, LINK_INVALID
 from tests.test_export_helpers import (
+    END,
     HEADER,
-    SMTPServer,
+    START,
+    UTC,
+    YEAR_FROM,
+    YEAR_TO,
     attached_csv,
     body,
     expected,
+    file_of,
     link_path,
+    one_mail,
     parse,
+    start,
 )
-from tests.workers import wait_for, wait_processed, wait_state
+from tests.workers import wait_processed, wait_state
 
-UTC = dt.UTC
-START = dt.datetime(2017, 5, 15, tzinfo=UTC)
-END = dt.datetime(2020, 5, 14, 23, 59, tzinfo=UTC)
-# Exactly one year, both ends included.
-YEAR_FROM = dt.datetime(2018, 5, 15, 0, 0, tzinfo=UTC)
-YEAR_TO = dt.datetime(2019, 5, 15, 0, 0, tzinfo=UTC)
 # Sizes: the full 100k rows for the range test; fewer where only the mechanism matters.
 BIG = int(os.environ.get("COLLECT_TEST_EXPORT_ROWS", "100000"))
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SMTPServer]:
-    server = SMTPServer()
-    server.controller.start()
-    yield server
-    server.controller.stop()
-
-
-@pytest.fixture
-def inbox(smtp: SMTPServer) -> Iterator[Any]:
-    smtp.inbox.clear()
-    yield smtp.inbox
-    smtp.inbox.clear()
-
-
-def start(user: Any, date_from: Any = YEAR_FROM, date_to: Any = YEAR_TO, **kw: Any) -> Job:
-    return responses_export_start(
-        email="alice@example.com", date_from=date_from, date_to=date_to, by=user, **kw
-    )
-
-
-def one_mail(inbox: Any, timeout: float = 30) -> Any:
-    wait_for(lambda: inbox.messages, timeout=timeout, what="the export e-mail")
-    time.sleep(0.3)  # a second mail would be a bug: give it the chance to show up
-    assert len(inbox.messages) == 1
-    return inbox.messages[0]
-
-
-def file_of(job: Job) -> bytes:
-    with default_storage.open(job.param("file"), "rb") as fh:
-        data = fh.read()
-    assert isinstance(data, bytes)
-    return data
 
 
 def test_it_mails_exactly_the_rows_of_one_year(make_worker, smtp, inbox, user, other_user):  # type: ignore[no-untyped-def]

@@ -1,21 +1,35 @@
-"""Shared by the export tests: a real SMTP server, mail parsing, the expected CSV."""
+"""Shared by the export tests: a real SMTP server, mail parsing, the expected CSV, starting one."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 import io
 import re
 import socket
 import threading
+import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
 
+from jobs.models import Job
 from responses.models import FormResponse
+from responses.services import responses_export_start
+from tests.workers import wait_for
+
+UTC = dt.UTC
+# The range of the fake responses the tests create.
+START = dt.datetime(2017, 5, 15, tzinfo=UTC)
+END = dt.datetime(2020, 5, 14, 23, 59, tzinfo=UTC)
+# Exactly one year, both ends included.
+YEAR_FROM = dt.datetime(2018, 5, 15, 0, 0, tzinfo=UTC)
+YEAR_TO = dt.datetime(2019, 5, 15, 0, 0, tzinfo=UTC)
 
 HEADER = [
     "id",
@@ -131,3 +145,25 @@ def expected(qs: Any) -> list[list[str]]:
 
 def all_rows() -> Any:
     return FormResponse.objects.all()
+
+
+def start(user: Any, date_from: Any = YEAR_FROM, date_to: Any = YEAR_TO, **kw: Any) -> Job:
+    """Start an export for ``user`` (mailed to alice@example.com) as the page would."""
+    return responses_export_start(
+        email="alice@example.com", date_from=date_from, date_to=date_to, by=user, **kw
+    )
+
+
+def one_mail(inbox: Any, timeout: float = 30) -> Any:
+    wait_for(lambda: inbox.messages, timeout=timeout, what="the export e-mail")
+    time.sleep(0.3)  # a second mail would be a bug: give it the chance to show up
+    assert len(inbox.messages) == 1
+    return inbox.messages[0]
+
+
+def file_of(job: Job) -> bytes:
+    """The export's file as it is in storage."""
+    with default_storage.open(job.param("file"), "rb") as fh:
+        data = fh.read()
+    assert isinstance(data, bytes)
+    return data

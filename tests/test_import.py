@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.core.files import File
 from django.core.management import call_command
 
 from jobs import services
 from jobs.models import Job, State
-from teams.fake import write_fake_teams
 from teams.models import Team
-from teams.services import teams_import_start
+from tests.test_import_helpers import expected_rows, fake_csv, rows_of, start
 from tests.workers import ROOT, wait_for, wait_processed, wait_state
 from tests.workers import test_database_url as database_url
-
-
-def fake_csv(tmp_path: Path, n: int, *, seed: int = 0, newline: str = "\r\n") -> Path:
-    path = tmp_path / f"teams-{n}-{seed}.csv"
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        write_fake_teams(fh, n, seed=seed, newline=newline)
-    return path
-
-
-def expected_rows(path: Path) -> list[tuple[str, ...]]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        return [tuple(r) for r in list(csv.reader(fh))[1:]]
-
-
-def start(user, path: Path, **options) -> Job:  # type: ignore[no-untyped-def]
-    with path.open("rb") as fh:
-        return teams_import_start(file=File(fh, name=path.name), by=user, **options)
-
-
-def rows_of(job: Job) -> list[tuple[str, ...]]:
-    fields = ("name", "description", "manager", "members")
-    return list(Team.objects.filter(job=job).order_by("id").values_list(*fields))
 
 
 def test_it_imports_a_tricky_file_byte_exact(worker, user, tmp_path):  # type: ignore[no-untyped-def]

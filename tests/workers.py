@@ -89,6 +89,10 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def errors(self) -> list[str]:
+        """The ERROR lines of its log (a job or the sweeper hit something unexpected)."""
+        return [line for line in self.log().splitlines() if " ERROR " in line]
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
