@@ -105,11 +105,19 @@ class Worker:
         self.proc.wait(timeout=30)
         self._log.close()
 
+    def terminate(self) -> None:
+        """Send SIGTERM (Celery's warm shutdown) without waiting; ``stop`` waits."""
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self, timeout: float = 30) -> None:
         if not self.alive:
             return
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
+        if not getattr(self, "_terminated", False):
+            self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
