@@ -45,8 +45,7 @@ from tests.test_export_helpers import (
     parse,
 )
 from tests.test_import_helpers import expected_rows, fake_csv, rows_of
-from tests.workers import ROOT, wait_for
-from tests.workers import test_database_url as database_url
+from tests.workers import ROOT, process_env, wait_for
 
 IMPORT_ROWS, IMPORT_BATCH = 30_000, 100  # 300 batches with a 0.03 s rest: at least 9 s
 EXPORT_ROWS = 20_000  # 200 batches of 100 with a 0.05 s rest: at least 10 s
@@ -61,12 +60,7 @@ class Web:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90) -> Web:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = process_env()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "collect", "web", "--bind", f"127.0.0.1:{self.port}",

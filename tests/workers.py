@@ -32,6 +32,17 @@ def test_database_url() -> str:
     return urlunsplit(parts._replace(path="/" + quote(db["NAME"])))
 
 
+def process_env(**extra: str) -> dict[str, str]:
+    """The environment of a process the tests start (worker, web): the test database."""
+    return {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
 class Worker:
     """One ``collect worker`` process (its own process group, so a kill takes the pool too)."""
 
@@ -43,13 +54,7 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> Worker:
-        env = {
-            **os.environ,
-            "DATABASE_URL": test_database_url(),
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        }
+        env = process_env(**self.extra_env)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [
