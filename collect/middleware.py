@@ -38,7 +38,11 @@ class TokenAuthMiddleware:
 
 
 class JobLimitMiddleware:
-    """Turn ``JobRateLimited`` from any view (page, API, seed URL) into a 429."""
+    """Turn ``TooManyRequests`` from any view (page, API, seed URL) into a 429.
+
+    Raised for too many jobs a minute (``JobRateLimited``) and for the daily
+    cap on exports to one recipient; ``Retry-After`` says when (RFC 9110).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -47,15 +51,16 @@ class JobLimitMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        from jobs.services import JobRateLimited
+        from jobs.services import JobRateLimited, TooManyRequests
         from jobs.web import wants_json
 
-        if not isinstance(exc, JobRateLimited):
+        if not isinstance(exc, TooManyRequests):
             return None
         headers = {"Retry-After": str(exc.retry_after)}
         if wants_json(request) or request.path.startswith("/api/"):
             return JsonResponse({"detail": str(exc)}, status=429, headers=headers)
+        title = "Too many jobs at once" if isinstance(exc, JobRateLimited) else "Not now"
         response = TemplateResponse(
-            request, "429.html", {"message": str(exc)}, status=429, headers=headers
+            request, "429.html", {"message": str(exc), "title": title}, status=429, headers=headers
         )
         return response.render()

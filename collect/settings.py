@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "collect.middleware.TokenAuthMiddleware",
     "collect.middleware.JobLimitMiddleware",
+    "jobs.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -322,6 +323,16 @@ COLLECT_EXPORT_THROTTLE_SECONDS = env_float("COLLECT_EXPORT_THROTTLE_SECONDS", 0
 # Sending the e-mail: attempts, and the first wait between them (doubled each time).
 COLLECT_EXPORT_MAIL_ATTEMPTS = env_int("COLLECT_EXPORT_MAIL_ATTEMPTS", 4)
 COLLECT_EXPORT_MAIL_BACKOFF_SECONDS = env_float("COLLECT_EXPORT_MAIL_BACKOFF_SECONDS", 5.0)
+# Who may receive an export (personal data): the requester's own account address
+# always; other addresses only in these domains (comma-separated, exact match,
+# e.g. "example.org,field.example.org"). Empty: own address only. See responses/policy.py.
+COLLECT_EXPORT_RECIPIENT_DOMAINS = [
+    d.lower().rstrip(".") for d in env_list("COLLECT_EXPORT_RECIPIENT_DOMAINS", [])
+]
+# At most this many exports are mailed to one address in any 24 hours (0: no cap).
+COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = env_int(
+    "COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY", 10
+)
 # Links in e-mails sent by the CLI (web requests use the address they came in on).
 COLLECT_SITE_URL = env_str("COLLECT_SITE_URL", "http://localhost:8000")
 # --- end of export settings -------------------------------------------------

@@ -57,7 +57,7 @@ CONTROL = extend_schema(
     retrieve=extend_schema(parameters=[TASK_ID], responses={200: JobSerializer, 404: NOT_FOUND}),
 )
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
-    """The caller's jobs (staff: everybody's), newest first."""
+    """The caller's jobs (with ``jobs.manage_all_jobs``: everybody's), newest first."""
 
     serializer_class = JobSerializer
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"

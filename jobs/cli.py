@@ -48,7 +48,7 @@ def follow(job: Job, *, console: Console | None = None, interval: float = 0.5) -
             except KeyboardInterrupt:
                 bar.stop()
                 if Confirm.ask(f"Stop job {job.id}? It will undo what it wrote", console=console):
-                    job = services.job_stop(job=job)
+                    job = services.job_stop(job=job, by="command line")
                     bar.start()
                     continue
                 console.print(f"Job {job.id} goes on in the background.")

@@ -73,6 +73,9 @@ class Job(models.Model):
             models.Index(fields=["owner", "-created_at"]),
             models.Index(fields=["state", "lease_expires_at"]),
         ]
+        # Without it a user sees only their own jobs, whatever else they may do
+        # (``is_staff`` included): see ``jobs.services.jobs_visible_to``.
+        permissions = [("manage_all_jobs", "Can see and control every user's jobs")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id} ({self.state})"
@@ -120,3 +123,43 @@ class CountRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}:{self.n}"
+
+
+class AuditAction(models.TextChoices):
+    START = "start", "started"
+    PAUSE = "pause", "asked to pause"
+    RESUME = "resume", "asked to resume"
+    STOP = "stop", "asked to stop"
+    DOWNLOAD = "download", "downloaded"
+    REFUSED = "refused", "was refused"
+    LOGIN_FAILED = "login_failed", "failed to log in"
+
+
+class AuditEntry(models.Model):
+    """One thing a person did (or was refused), kept for the record; never changed.
+
+    ``job_id`` is a plain column rather than a foreign key so that an entry
+    outlives its job (and a refused export has no job at all); ``username``
+    keeps the name when the account is later deleted.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    job_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # The client's address as the web server saw it; empty for the command line.
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        indexes = [models.Index(fields=["user", "-at"], name="audit_user_at")]
+
+    def __str__(self) -> str:
+        who = self.username or "someone"
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {who} {self.get_action_display()} {self.detail}"

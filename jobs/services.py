@@ -18,7 +18,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from jobs.models import ACTIVE, Job, State
+from jobs import audit
+from jobs.models import ACTIVE, AuditAction, Job, State
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +34,39 @@ class JobStateError(Exception):
         super().__init__(f"Cannot {action} a job that is {job.state}.")
 
 
-class JobRateLimited(Exception):
+class TooManyRequests(Exception):
+    """A limit was reached (HTTP 429 with ``Retry-After``, RFC 9110 §10.2.3).
+
+    ``retry_after`` is in whole seconds; ``str(error)`` is the sentence users read.
+    """
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message)
+
+
+class JobRateLimited(TooManyRequests):
     """The user started too many jobs in the last minute (HTTP 429)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.retry_after = 60
         super().__init__(
             f"You started {limit} jobs in the last minute, the most allowed. "
-            "Wait a minute and try again, or stop jobs you do not need."
+            "Wait a minute and try again, or stop jobs you do not need.",
+            retry_after=60,
         )
 
 
 def jobs_visible_to(user: Any) -> QuerySet[Job]:
-    """The jobs a user may see and control: their own, or all of them for staff."""
+    """The jobs a user may see and control: their own, or everybody's with ``manage_all_jobs``.
+
+    The one place this rule lives: pages, API, seed URLs, downloads and admin
+    actions all select jobs through it, so another user's job is a 404
+    everywhere. ``is_staff`` alone grants nothing here (it only opens the admin).
+    """
     if not getattr(user, "is_authenticated", False):
         return Job.objects.none()
-    if user.is_staff:
+    if user.has_perm("jobs.manage_all_jobs"):
         return Job.objects.all()
     return Job.objects.filter(owner=user)
 
@@ -94,6 +111,7 @@ def job_create(*, kind: str, owner: Any, params: dict[str, Any], label: str = ""
         kind=kind, owner=owner, params=params, label=label[:255], enqueued_at=timezone.now()
     )
     log.info("job %s created: kind=%s owner=%s", job.id, kind, owner)
+    audit.record(AuditAction.START, user=owner, job_id=job.id, detail=job.label)
     print(f"Task id: {job.id}", flush=True)  # the seed printed the task id; people rely on it
     enqueue_after_commit(job.id)
     return job
@@ -128,6 +146,7 @@ def job_pause(*, job: Job, by: Any = None) -> Job:
         job.refresh_from_db()
     job.refresh_from_db()
     log.info("job %s pause requested by %s: now %s", job.id, by, job.state)
+    audit.record(AuditAction.PAUSE, user=by, job_id=job.id, detail=f"now {job.state}")
     return job
 
 
@@ -149,6 +168,7 @@ def job_resume(*, job: Job, by: Any = None) -> Job:
         job.refresh_from_db()
     job.refresh_from_db()
     log.info("job %s resume requested by %s: now %s", job.id, by, job.state)
+    audit.record(AuditAction.RESUME, user=by, job_id=job.id, detail=f"now {job.state}")
     return job
 
 
@@ -191,6 +211,7 @@ def job_stop(*, job: Job, by: Any = None) -> Job:
         job.refresh_from_db()
     job.refresh_from_db()
     log.info("job %s stop requested by %s: now %s", job.id, by, job.state)
+    audit.record(AuditAction.STOP, user=by, job_id=job.id, detail=f"now {job.state}")
     return job
 
 

@@ -28,9 +28,9 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs import services
+from jobs import audit, services
 from jobs.kinds import kinds
-from jobs.models import ACTIVE, Job, State
+from jobs.models import ACTIVE, AuditAction, Job, State
 from jobs.web import PageOrJsonView
 
 PER_PAGE = 20
@@ -110,7 +110,7 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         "here": here,
         "fragment_url": reverse("job-list-fragment") + here[len(reverse("job-list")) :],
         "live": any(job.state in ACTIVE for job in page.object_list),
-        "show_owner": request.user.is_staff,
+        "show_owner": request.user.has_perm("jobs.manage_all_jobs"),
     }
 
 
@@ -133,7 +133,9 @@ def _detail_context(request: HttpRequest, task_id: Any) -> dict[str, Any]:
 @login_required
 @require_GET
 def job_detail(request: HttpRequest, task_id: Any) -> HttpResponse:
-    return render(request, "jobs/detail.html", _detail_context(request, task_id))
+    context = _detail_context(request, task_id)
+    context["history"] = audit.job_history(context["job"].id)
+    return render(request, "jobs/detail.html", context)
 
 
 @_fragment
@@ -192,13 +194,14 @@ class JobActionView(PageOrJsonView):
         return redirect(_next_url(request._request, job))
 
 
-def _serve(job: Job, name: str, filename: str) -> FileResponse:
+def _serve(request: HttpRequest, job: Job, name: str, filename: str) -> FileResponse:
     if not name:
         raise Http404("This job has no such file.")
     try:
         fh = default_storage.open(name, "rb")
     except FileNotFoundError:
         raise Http404("The file is gone.") from None
+    audit.record(AuditAction.DOWNLOAD, user=request.user, job_id=job.id, detail=filename)
     return FileResponse(fh, as_attachment=True, filename=filename)
 
 
@@ -212,11 +215,11 @@ def job_result(request: HttpRequest, task_id: Any) -> HttpResponseBase:
             status=409,
             content_type="text/plain",
         )
-    return _serve(job, job.result_file, job.result_file.rsplit("/", 1)[-1])
+    return _serve(request, job, job.result_file, job.result_file.rsplit("/", 1)[-1])
 
 
 @login_required
 @require_GET
 def job_error_report(request: HttpRequest, task_id: Any) -> HttpResponseBase:
     job = _job_for(request, task_id)
-    return _serve(job, job.error_report_file, f"errors-{job.id}.csv")
+    return _serve(request, job, job.error_report_file, f"errors-{job.id}.csv")

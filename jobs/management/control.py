@@ -26,7 +26,7 @@ class ControlCommand(BaseCommand):
         except (ValueError, Job.DoesNotExist):
             raise CommandError(f"No job with task id {task_id!r}.") from None
         try:
-            job = type(self).action(job=job, by="cli")
+            job = type(self).action(job=job, by="command line")
         except services.JobStateError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"{job.id}: {job.state}")
