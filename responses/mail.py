@@ -2,8 +2,9 @@
 
 A link is signed with Django's TimestampSigner (the SECRET_KEY), names the job
 and its file, and expires after COLLECT_EXPORT_LINK_MAX_AGE_SECONDS. It only
-works for a signed-in owner of the job (or staff), because the file holds
-personal data and e-mails get forwarded.
+works for a signed-in user who may see the job (its owner, or a user with
+``jobs.manage_all_jobs``), because the file holds personal data and e-mails
+get forwarded.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ class FormResponse(models.Model):
     class Meta:
         # The export reads pages in (timestamp, id) order from a range: keyset pagination.
         indexes = [models.Index(fields=["timestamp", "id"], name="formresponse_ts_id")]
+        # Personal data: exporting (and listing) responses needs this, granted in
+        # the admin to users or groups; superusers have it. See responses/policy.py.
+        permissions = [("export_responses", "Can export form responses (personal data)")]
 
     def __str__(self) -> str:
         return f"{self.name_of_respondent} at {self.timestamp:%Y-%m-%d %H:%M}"

@@ -7,10 +7,11 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
-from jobs.models import Job
+from jobs import audit
+from jobs.models import AuditAction, Job
 from jobs.services import job_create
+from responses import policy
 from responses.forms import show
 
 
@@ -23,7 +24,6 @@ def _file_name(date_from: dt.datetime | None, date_to: dt.datetime | None) -> st
     return f"exports/{uuid.uuid4().hex}/{name}"
 
 
-@transaction.atomic
 def responses_export_start(
     *,
     email: str,
@@ -32,15 +32,29 @@ def responses_export_start(
     by: Any,
     site_url: str = "",
 ) -> Job:
-    """Queue an export of the responses from ``date_from`` to ``date_to`` (inclusive)."""
+    """Queue an export of the responses from ``date_from`` to ``date_to`` (inclusive).
+
+    ``email`` is where the requester wants it ("" = their own address). The
+    rules of ``responses.policy`` apply and every refusal is written to the
+    audit log (outside any transaction, so it stays). Raises
+    ``policy.ExportNotAllowed`` (403), ``policy.RecipientRefused`` (400),
+    ``policy.RecipientCapReached`` or ``jobs.services.JobRateLimited`` (429).
+    """
     if date_from and date_to and date_from > date_to:
         raise ValueError("date_from is after date_to")
+    try:
+        policy.require_export_permission(by)
+        recipient = policy.recipient_for(by, email)
+        policy.check_daily_cap(recipient)
+    except (policy.ExportNotAllowed, policy.RecipientRefused, policy.RecipientCapReached) as exc:
+        audit.record(AuditAction.REFUSED, user=by, detail=f"export to {email or 'self'}: {exc}")
+        raise
     params = {
-        "email": email,
+        "email": recipient,
         "from": date_from.isoformat() if date_from else None,
         "to": date_to.isoformat() if date_to else None,
         "file": _file_name(date_from, date_to),
         "site": (site_url or settings.COLLECT_SITE_URL).rstrip("/"),
     }
-    label = f"Responses {show(date_from) or 'start'} to {show(date_to) or 'end'}, for {email}"
+    label = f"Responses {show(date_from) or 'start'} to {show(date_to) or 'end'}, for {recipient}"
     return job_create(kind="export_responses", owner=by, params=params, label=label)

@@ -15,11 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.schemas.inspectors import ViewInspector
 
-from jobs.models import State
+from jobs import audit
+from jobs.models import AuditAction, State
 from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
 from jobs.services import jobs_visible_to
 from jobs.web import PageOrJsonView
-from responses import mail
+from responses import mail, policy
 from responses.forms import ExportForm
 from responses.services import responses_export_start
 
@@ -35,7 +36,9 @@ LINK_INVALID = (
 ExportRequestSerializer = inline_serializer(
     "ExportRequest",
     fields={
-        "email": serializers.EmailField(),
+        "email": serializers.EmailField(
+            help_text="Your own address, or one in COLLECT_EXPORT_RECIPIENT_DOMAINS."
+        ),
         # null and "" both mean no limit.
         "from": serializers.CharField(
             required=False, allow_null=True, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"
@@ -48,22 +51,51 @@ ExportRequestSerializer = inline_serializer(
 
 
 class ExportView(PageOrJsonView):
-    """``GET`` shows the form prefilled from the query string; ``POST`` starts the export."""
+    """``GET`` shows the form prefilled from the query string; ``POST`` starts the export.
+
+    Both need ``responses.export_responses`` (403 otherwise); where the file
+    may go is checked by the service (``responses.policy``).
+    """
 
     schema: ViewInspector | None = None  # a page: the API has POST /api/exports/responses/
 
     def get(self, request: Request) -> HttpResponse:
+        if not policy.may_export(request.user):
+            return self.refused(request)
         initial = {name: request.query_params.get(name, "") for name in ("email", "from", "to")}
-        return self.page(request, ExportForm(initial=initial))
+        initial["email"] = initial["email"] or policy.own_address(request.user)
+        warning = ""
+        if initial["email"]:
+            # A prefilled link may come from someone else: say before the button
+            # that this address cannot receive the file.
+            try:
+                policy.recipient_for(request.user, initial["email"])
+            except policy.RecipientRefused as exc:
+                warning = str(exc)
+        return self.page(request, ExportForm(initial=initial), warning=warning)
 
-    def page(self, request: Request, form: ExportForm, status: int = 200) -> HttpResponse:
-        return render(request._request, "responses/export.html", {"form": form}, status=status)
+    def page(
+        self, request: Request, form: ExportForm, status: int = 200, warning: str = ""
+    ) -> HttpResponse:
+        context = {
+            "form": form,
+            "warning": warning,
+            "own_address": policy.own_address(request.user),
+            "allowed_domains": policy.allowed_domains(),
+        }
+        return render(request._request, "responses/export.html", context, status=status)
+
+    def refused(self, request: Request) -> HttpResponse:
+        if self.json(request):
+            return Response({"detail": policy.NOT_ALLOWED}, status=status.HTTP_403_FORBIDDEN)
+        return render(request._request, "403.html", {"exception": policy.NOT_ALLOWED}, status=403)
 
     @extend_schema(
         request=ExportRequestSerializer,
         responses={
             202: AcceptedSerializer,
             400: OpenApiResponse(description="A message per field: email, from or to."),
+            403: OpenApiResponse(description="No permission to export form responses."),
             429: RateLimitedSerializer,
         },
     )
@@ -71,19 +103,28 @@ class ExportView(PageOrJsonView):
         data = request.data
         form = ExportForm({name: data.get(name) for name in ("email", "from", "to")})
         if not form.is_valid():
-            if self.json(request):
-                return Response(form.error_dict(), status=status.HTTP_400_BAD_REQUEST)
-            return self.page(request, form, status=400)
-        job = responses_export_start(
-            email=form.cleaned_data["email"],
-            date_from=form.cleaned_data["date_from"],
-            date_to=form.cleaned_data["date_to"],
-            by=request.user,
-            site_url=request.build_absolute_uri("/"),
-        )
+            return self.invalid(request, form)
+        try:
+            job = responses_export_start(
+                email=form.cleaned_data["email"],
+                date_from=form.cleaned_data["date_from"],
+                date_to=form.cleaned_data["date_to"],
+                by=request.user,
+                site_url=request.build_absolute_uri("/"),
+            )
+        except policy.ExportNotAllowed:
+            return self.refused(request)
+        except policy.RecipientRefused as exc:
+            form.add_error("email", str(exc))
+            return self.invalid(request, form)
         if self.json(request):
             return Response(accepted(job, request), status=status.HTTP_202_ACCEPTED)
         return redirect(job.get_absolute_url())
+
+    def invalid(self, request: Request, form: ExportForm) -> HttpResponse:
+        if self.json(request):
+            return Response(form.error_dict(), status=status.HTTP_400_BAD_REQUEST)
+        return self.page(request, form, status=400)
 
 
 class ExportApiView(ExportView):
@@ -103,7 +144,7 @@ def _refused(request: HttpRequest, message: str, status: int) -> HttpResponse:
 @login_required
 @require_GET
 def download(request: HttpRequest, token: str) -> HttpResponseBase:
-    """Serve the file of a signed link to the job's owner (or staff) while the link is valid."""
+    """Serve the file of a signed link to whoever may see the job, while the link is valid."""
     try:
         signed = mail.read_token(token)
     except signing.SignatureExpired:
@@ -119,4 +160,5 @@ def download(request: HttpRequest, token: str) -> HttpResponseBase:
         fh = default_storage.open(name, "rb")
     except FileNotFoundError:
         raise Http404("The export file is gone; start the export again.") from None
+    audit.record(AuditAction.DOWNLOAD, user=request.user, job_id=job.id, detail="e-mailed link")
     return FileResponse(fh, as_attachment=True, filename=name.rsplit("/", 1)[-1])

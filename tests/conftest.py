@@ -108,9 +108,23 @@ def make_worker(
         w.stop()
 
 
+def grant(user: User, *perms: str) -> User:
+    """Give ``user`` model permissions ("app_label.codename"); returns it afresh (no perm cache)."""
+    from django.contrib.auth.models import Permission
+
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return User.objects.get(pk=user.pk)
+
+
 @pytest.fixture
 def user(db: None) -> User:
-    return User.objects.create_user("alice", "alice@example.com", "alice-password")
+    """Alice, an analyst: she may export form responses (personal data)."""
+    alice = User.objects.create_user("alice", "alice@example.com", "alice-password")
+    return grant(alice, "responses.export_responses")
 
 
 @pytest.fixture
@@ -120,7 +134,15 @@ def other_user(db: None) -> User:
 
 @pytest.fixture
 def staff_user(db: None) -> User:
+    """Carol may open the admin (``is_staff``) but holds no permission: she sees only her jobs."""
     return User.objects.create_user("carol", "carol@example.com", "carol-password", is_staff=True)
+
+
+@pytest.fixture
+def manager_user(db: None) -> User:
+    """Dave, an operator: he may see and control everybody's jobs (``jobs.manage_all_jobs``)."""
+    dave = User.objects.create_user("dave", "dave@example.com", "dave-password")
+    return grant(dave, "jobs.manage_all_jobs")
 
 
 @pytest.fixture

@@ -15,6 +15,10 @@ os.environ.setdefault("COLLECT_SWEEP_SECONDS", "0.5")
 os.environ.setdefault("COLLECT_REQUEUE_QUEUED_SECONDS", "5")
 os.environ.setdefault("COLLECT_BROKER_POLL_SECONDS", "0.05")
 os.environ.setdefault("COLLECT_JOBS_PER_MINUTE", "1000")
+# The tests' organisation: exports may go to any address at example.com; the
+# recipient rules themselves are tested with their own settings (test_access.py).
+os.environ.setdefault("COLLECT_EXPORT_RECIPIENT_DOMAINS", "example.com")
+os.environ.setdefault("COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY", "1000")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright + live_server
 
 from collect.settings import *  # noqa: E402,F403

@@ -80,11 +80,15 @@ def test_another_users_job_is_a_404(job, other_user, method, path):  # type: ign
 
 
 @pytest.mark.django_db
-def test_a_user_lists_only_their_own_jobs_and_staff_all(job, other_user, staff_user):  # type: ignore[no-untyped-def]
+def test_a_user_lists_only_their_own_jobs_and_a_manager_all(
+    job, other_user, staff_user, manager_user
+):  # type: ignore[no-untyped-def]
     Job.objects.create(kind="count", owner=other_user, params={})
     mine = token_client(other_user).get("/api/tasks/").json()["results"]
     assert [j["owner"] for j in mine] == ["bob"]
-    everyone = token_client(staff_user).get("/api/tasks/").json()["results"]
+    # is_staff alone grants nothing: it only opens the admin.
+    assert token_client(staff_user).get("/api/tasks/").json()["results"] == []
+    everyone = token_client(manager_user).get("/api/tasks/").json()["results"]
     assert sorted(j["owner"] for j in everyone) == ["alice", "bob"]
 
 

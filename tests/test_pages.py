@@ -141,13 +141,16 @@ def test_the_fragment_is_the_live_part_only(browser_client, user) -> None:  # ty
     assert "no-cache" in response["Cache-Control"]
 
 
-def test_fragments_answer_only_the_owner(client, user, other_user, staff_user) -> None:  # type: ignore[no-untyped-def]
+def test_fragments_answer_only_the_owner(
+    client, user, other_user, staff_user, manager_user
+) -> None:  # type: ignore[no-untyped-def]
     job = make(user, label="mine.csv")
-    client.force_login(other_user)
-    assert client.get(f"/tasks/{job.id}/fragment/").status_code == 404
-    assert client.get(f"/tasks/{job.id}/").status_code == 404
-    assert "mine.csv" not in client.get("/tasks/fragment/").content.decode()
-    client.force_login(staff_user)
+    for outsider in (other_user, staff_user):
+        client.force_login(outsider)
+        assert client.get(f"/tasks/{job.id}/fragment/").status_code == 404
+        assert client.get(f"/tasks/{job.id}/").status_code == 404
+        assert "mine.csv" not in client.get("/tasks/fragment/").content.decode()
+    client.force_login(manager_user)
     assert client.get(f"/tasks/{job.id}/fragment/").status_code == 200
     assert "mine.csv" in client.get("/tasks/fragment/").content.decode()
 
@@ -165,9 +168,11 @@ def test_the_fragment_answers_quickly(browser_client, user, django_assert_max_nu
         make(user, label=f"f{i}.csv", processed=i, total=30)
     job = Job.objects.first()
     assert job is not None
-    with django_assert_max_num_queries(4):  # session, user, the job(s), the count
+    # session, user, the user's and their groups' permissions (jobs.manage_all_jobs),
+    # the job(s), the count
+    with django_assert_max_num_queries(6):
         browser_client.get("/tasks/fragment/")
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(5):
         browser_client.get(f"/tasks/{job.id}/fragment/")
     began = time.perf_counter()
     for _ in range(10):

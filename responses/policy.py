@@ -1,0 +1,158 @@
+"""Who may export form responses, and where an export may be mailed.
+
+Form responses are personal data (names, mobile numbers, GPS positions), so
+an export is a disclosure. Three rules, checked by ``responses.services`` for
+every way in (page, API, seed URL, command line):
+
+1. **Permission**: the model permission ``responses.export_responses``
+   (granted in the admin to users or groups; superusers have every
+   permission). Without it: ``ExportNotAllowed`` (HTTP 403).
+2. **Recipient**: the requester's own account address, or an address in a
+   domain of ``COLLECT_EXPORT_RECIPIENT_DOMAINS``. IP-literal domains
+   (``x@[127.0.0.1]``, RFC 5321 §4.1.3) and single-label ones (``localhost``)
+   are always refused: they name no organisation. Otherwise
+   ``RecipientRefused`` (HTTP 400 on the field ``email``).
+3. **Daily cap**: at most ``COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY``
+   exports to one address in any 24 hours, whoever asks (stopped exports,
+   which send nothing, do not count). Otherwise ``RecipientCapReached``
+   (HTTP 429 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from jobs.models import Job, State
+from jobs.services import TooManyRequests
+
+EXPORT_PERMISSION = "responses.export_responses"
+EXPORT_KIND = "export_responses"
+
+NOT_ALLOWED = (
+    "You may not export form responses: they hold personal data. "
+    "Ask an administrator to give your account (or one of its groups) the permission "
+    "“Can export form responses” in the admin."
+)
+NO_OWN_ADDRESS = (
+    "Your account has no e-mail address, and exports are sent only to their requester. "
+    "Ask an administrator to add your address to your account, then try again."
+)
+
+
+class ExportNotAllowed(PermissionDenied):
+    """The user lacks ``responses.export_responses`` (HTTP 403)."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_ALLOWED)
+
+
+class RecipientRefused(ValueError):
+    """The address may not receive exports (HTTP 400 naming the field ``email``)."""
+
+
+class RecipientCapReached(TooManyRequests):
+    """The address had its daily share of exports (HTTP 429; ``retry_after`` in seconds)."""
+
+
+def may_export(user: Any) -> bool:
+    """Whether ``user`` may export (and list) form responses."""
+    return bool(getattr(user, "is_authenticated", False) and user.has_perm(EXPORT_PERMISSION))
+
+
+def require_export_permission(user: Any) -> None:
+    """Raise ``ExportNotAllowed`` unless ``user`` may export form responses."""
+    if not may_export(user):
+        raise ExportNotAllowed
+
+
+def allowed_domains() -> list[str]:
+    """The domains besides the requester's own address that may receive exports (lower case)."""
+    return list(settings.COLLECT_EXPORT_RECIPIENT_DOMAINS)
+
+
+def own_address(user: Any) -> str:
+    """The user's account address, or "" when none is set."""
+    return (getattr(user, "email", "") or "").strip()
+
+
+def _domain_fault(domain: str) -> str | None:
+    """Why a domain can never receive exports, or None."""
+    bare = domain.strip("[]")
+    if domain.startswith("[") or _is_ip(bare):
+        return f"an address at an IP address ({domain}) names no organisation"
+    if "." not in domain.rstrip("."):
+        return f"“{domain}” is not a full domain name"
+    return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.removeprefix("IPv6:"))
+    except ValueError:
+        return False
+    return True
+
+
+def recipient_for(user: Any, requested: str) -> str:
+    """The address an export for ``user`` goes to, given what they typed (may be empty).
+
+    Empty means their own address. Their own address (compared without regard
+    to case) is returned as stored on the account. Raises ``RecipientRefused``
+    with the sentence users read.
+    """
+    own = own_address(user)
+    wanted = requested.strip() or own
+    if not wanted:
+        raise RecipientRefused(NO_OWN_ADDRESS)
+    local, _, domain = wanted.rpartition("@")
+    domain = domain.lower().rstrip(".")
+    fault = _domain_fault(domain)
+    if fault:
+        raise RecipientRefused(f"Exports cannot be sent to {wanted}: {fault}.")
+    if own and wanted.casefold() == own.casefold():
+        return own
+    domains = allowed_domains()
+    if domain in domains:
+        return f"{local}@{domain}"
+    mine = f"your own address ({own})" if own else "your own address (your account has none)"
+    if not domains:
+        rule = f"exports are sent only to {mine}"
+    else:
+        rule = f"exports are sent only to {mine} or to addresses at {', '.join(domains)}"
+    raise RecipientRefused(
+        f"Exports cannot be sent to {wanted}: {rule}. "
+        "Use your own address, or ask an administrator "
+        "to allow that domain (COLLECT_EXPORT_RECIPIENT_DOMAINS)."
+    )
+
+
+def check_daily_cap(recipient: str) -> None:
+    """Raise ``RecipientCapReached`` if ``recipient`` had its exports for the last 24 hours."""
+    cap = settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY
+    if not cap:
+        return
+    since = timezone.now() - timedelta(days=1)
+    recent = (
+        Job.objects.filter(kind=EXPORT_KIND, created_at__gte=since, params__email__iexact=recipient)
+        .exclude(state=State.STOPPED)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
+    times = list(recent)  # at most about ``cap`` rows: the cap keeps it so
+    if len(times) < cap:
+        return
+    # A slot frees up when enough of the oldest have left the 24-hour window.
+    free_at = times[len(times) - cap] + timedelta(days=1)
+    wait = max(1, int((free_at - timezone.now()).total_seconds()) + 1)
+    raise RecipientCapReached(
+        f"{recipient} has already been sent {cap} exports in the last 24 hours, the most "
+        f"allowed. Try again after {timezone.localtime(free_at):%Y-%m-%d %H:%M %Z}, "
+        "or download a recent export from its job page.",
+        retry_after=wait,
+    )
