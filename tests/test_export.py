@@ -7,6 +7,7 @@ import os
 import time
 from decimal import Decimal
 
+import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
 from django.utils.html import escape
@@ -33,6 +34,9 @@ from tests.test_export_helpers import (
     start,
 )
 from tests.workers import wait_processed, wait_state
+
+# The outcome depends on the database and the broker: CI runs it on each.
+pytestmark = pytest.mark.servers
 
 # Sizes: the full 100k rows for the range test; fewer where only the mechanism matters.
 BIG = int(os.environ.get("COLLECT_TEST_EXPORT_ROWS", "100000"))

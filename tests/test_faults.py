@@ -31,6 +31,9 @@ from tests.test_import_helpers import expected_rows, fake_csv, rows_of
 from tests.test_import_helpers import start as import_start
 from tests.workers import wait_for, wait_processed, wait_state
 
+# The outcome depends on the database and the broker: CI runs it on each.
+pytestmark = pytest.mark.servers
+
 # --- 1. SIGKILL at ten points of an import and of an export ---------------------------
 
 # Kill once the job has committed this many batches, then after this extra delay:

@@ -14,6 +14,9 @@ from jobs.models import Job, State
 from teams.models import Team
 from tests.workers import wait_state
 
+# The outcome depends on the database and the broker: CI runs it on each.
+pytestmark = pytest.mark.servers
+
 HEADER = "name,description,manager,members"
 HINT = (
     "Download the error report, fix those rows and upload the file again, "

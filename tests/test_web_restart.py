@@ -47,6 +47,9 @@ from tests.test_export_helpers import (
 from tests.test_import_helpers import expected_rows, fake_csv, rows_of
 from tests.workers import ROOT, process_env, wait_for
 
+# The outcome depends on the database and the broker: CI runs it on each.
+pytestmark = pytest.mark.servers
+
 IMPORT_ROWS, IMPORT_BATCH = 30_000, 100  # 300 batches with a 0.03 s rest: at least 9 s
 EXPORT_ROWS = 20_000  # 200 batches of 100 with a 0.05 s rest: at least 10 s
 
