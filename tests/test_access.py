@@ -179,6 +179,7 @@ def test_the_page_says_who_receives_the_file_and_warns_about_a_foreign_prefill(
     assert "Exports cannot be sent to attacker@evil.example" in lured
 
 
+@pytest.mark.servers  # a JSON key lookup, which each database does its own way
 @pytest.mark.django_db
 def test_a_daily_cap_per_recipient_answers_429_with_when(user, manager_user, settings) -> None:  # type: ignore[no-untyped-def]
     settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = 2
