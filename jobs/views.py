@@ -31,7 +31,7 @@ from rest_framework.response import Response
 from jobs import audit, services
 from jobs.kinds import kinds
 from jobs.models import ACTIVE, AuditAction, Job, State
-from jobs.web import PageOrJsonView
+from jobs.web import PageOrJsonView, from_script
 
 PER_PAGE = 20
 # What the person reads after pressing a button (the page then shows the new state).
@@ -156,7 +156,8 @@ def _next_url(request: HttpRequest, job: Job) -> str:
 class JobActionView(PageOrJsonView):
     """``GET`` shows a confirmation page; ``POST`` pauses, resumes or stops the job.
 
-    ``/stop_task/<task_id>`` (the seed's URL) is this view with ``action=stop``.
+    ``/stop_task/<task_id>`` (the seed's URL) is this view with ``action=stop``;
+    there a GET with an API token stops the job, as the seed's scripts expect.
     It is a page (the API has ``/api/tasks/<id>/stop/``), so not in the schema.
     """
 
@@ -165,6 +166,9 @@ class JobActionView(PageOrJsonView):
     def get(self, request: Request, task_id: Any, action: str) -> HttpResponse:
         if action not in ACTIONS:
             raise Http404
+        if from_script(request) and request.resolver_match.url_name == "stop-task":
+            # The seed's scripts stop a job with a GET and a token: keep them working.
+            return self.post(request, task_id, action)
         job = _job_for(request, task_id)
         back = request.query_params.get("next", "")
         if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):

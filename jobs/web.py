@@ -18,9 +18,20 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 
+def from_script(request: Any) -> bool:
+    """Whether the request was authenticated by an API token (a script, not a browser).
+
+    A browser never sends ``Authorization: Token …`` by itself, so such a
+    request cannot be a cross-site forgery; the seed's scripts may therefore
+    act with a plain GET (``/export_data/?…``, ``/stop_task/<id>``), while a
+    GET from a cookie session only ever shows a page.
+    """
+    return isinstance(getattr(request, "successful_authenticator", None), TokenAuthentication)
+
+
 def wants_json(request: Any) -> bool:
     """Token clients and clients that ask for JSON get JSON; browsers get pages."""
-    if isinstance(getattr(request, "successful_authenticator", None), TokenAuthentication):
+    if from_script(request):
         return True
     accept = request.META.get("HTTP_ACCEPT", "")
     if "application/json" in accept and "text/html" not in accept:
