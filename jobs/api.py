@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -18,6 +19,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from jobs import services
 from jobs.kinds import kinds
@@ -104,3 +106,22 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: Any = None) -> Response:
         return self._control(services.job_stop)
+
+
+class ApiRoot(APIView):
+    """``GET /api/``: links to every endpoint (a router root lists only its own views)."""
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        def link(name: str) -> str:
+            return request.build_absolute_uri(reverse(name))
+
+        return Response(
+            {
+                "tasks": link("api-task-list"),
+                "import_teams": link("api-import-teams"),
+                "export_responses": link("api-responses-export"),
+                "schema": link("schema"),
+                "docs": link("api-docs"),
+            }
+        )

@@ -26,5 +26,6 @@ urlpatterns = [
         {"action": "stop"},
         name="stop-task",
     ),
+    path("api/", api.ApiRoot.as_view(), name="api-root"),
     path("api/", include(router.urls)),
 ]

@@ -173,3 +173,16 @@ def test_the_pages_render(browser_client, job):  # type: ignore[no-untyped-def]
     assert job.get_absolute_url().encode() in listing.content
     assert browser_client.get(f"/tasks/{job.id}/").status_code == 200
     assert browser_client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_api_root_lists_the_endpoints(api) -> None:  # type: ignore[no-untyped-def]
+    body = api.get("/api/").json()
+    assert body == {
+        "tasks": "http://testserver/api/tasks/",
+        "import_teams": "http://testserver/api/imports/teams/",
+        "export_responses": "http://testserver/api/exports/responses/",
+        "schema": "http://testserver/api/schema/",
+        "docs": "http://testserver/api/docs/",
+    }
+    assert APIClient().get("/api/").status_code == 401

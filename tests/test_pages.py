@@ -261,3 +261,17 @@ def test_the_detail_page_charts_throughput(browser_client, user) -> None:  # typ
     assert "The chart appears after a few seconds of work." in text(
         browser_client.get(f"/tasks/{fresh.id}/")
     )
+
+
+def test_error_pages_are_styled_with_a_way_back(browser_client, rf) -> None:  # type: ignore[no-untyped-def]
+    from django.views.defaults import server_error
+
+    missing = browser_client.get("/no/such/page/")
+    assert missing.status_code == 404
+    html = missing.content.decode()
+    assert "collect.css" in html and 'href="/">Back to your jobs</a>' in html
+    assert "<code>/no/such/page/</code>" in html
+    broken = server_error(rf.get("/"))
+    assert broken.status_code == 500
+    html = broken.content.decode()
+    assert "Something went wrong on our side" in html and "collect.css" in html
