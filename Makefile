@@ -6,14 +6,20 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test lint format bench clean worker
 
+# Installing prints one line; pip's own output goes to $(VENV)/install.log (shown on failure).
+INSTALL_LOG := $(VENV)/install.log
+quietly = { $(1); } >>$(INSTALL_LOG) 2>&1 || { tail -n 40 $(INSTALL_LOG); exit 1; }
+
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	@echo "Creating $(VENV) (first run only)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(call quietly,$(PY) -m pip install -q --upgrade pip)
 
 # The app alone (SQLite, PostgreSQL drivers); reinstalled when pyproject.toml changes.
 $(VENV)/.run-installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[postgres]"
-	touch $@
+	@echo "Installing Collect's Python packages (a minute on the first run; log: $(INSTALL_LOG))..."
+	@$(call quietly,$(PY) -m pip install -q -e ".[postgres]")
+	@touch $@
 
 # Tests need system packages too (Chromium for the browser tests, the MariaDB
 # client library for mysqlclient): scripts/system-deps installs what is missing.
@@ -25,8 +31,9 @@ $(VENV)/.test-installed: pyproject.toml scripts/system-deps | $(VENV)/bin/python
 	else echo "note: no MariaDB client library; MySQL/MariaDB support not installed"; fi
 	touch $@
 
+# `make run PORT=8001` serves on another port (or set COLLECT_BIND=host:port).
 run: $(VENV)/.run-installed
-	$(PY) -m collect serve
+	@$(if $(PORT),COLLECT_BIND=127.0.0.1:$(PORT)) $(PY) -m collect serve
 
 worker: $(VENV)/.run-installed
 	$(PY) -m collect worker

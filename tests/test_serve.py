@@ -63,7 +63,8 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
             interval=0.2,
             what="web server and worker",
         )
-        found = re.search(r"user name: (\S+)\s+password:\s+(\S+)", text)
+        text = wait_for(lambda: (t := log.read_text()) and "Collect is running" in t and t)
+        found = re.search(r"user name: (\S+)[\s│]+password:\s+(\S+)", text)
         assert found, text
         username, password = found.groups()
         assert (data / "collect.sqlite3").exists()
@@ -112,3 +113,43 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
         ["pgrep", "-g", str(proc.pid)], capture_output=True, text=True, check=False
     ).stdout.split()
     assert leftover == []
+
+
+def test_a_busy_port_is_one_clear_line_and_a_failure(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
+        and not k.startswith("COLLECT_")
+    }
+    env.update(COLLECT_DATA_DIR=str(tmp_path / "data"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "collect", "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"CommandError: Port {port} on 127.0.0.1 is already in use (another Collect, or another "
+        f"program). Stop it, or choose another port: make run PORT={port + 1} "
+        f"(or COLLECT_BIND=127.0.0.1:{port + 1})."
+    )
+    assert "Collect is running" not in done.stdout
+
+
+@pytest.mark.django_db
+def test_reset_admin_password_prints_a_new_one_that_works(capsys) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    User.objects.create_superuser("admin", "", "the-old-password-long")
+    call_command("reset-admin-password")
+    out = capsys.readouterr().out
+    password = re.search(r"password:  (\S+)", out)
+    assert password, out
+    admin = User.objects.get(username="admin")
+    assert admin.check_password(password.group(1))
+    assert not admin.check_password("the-old-password-long")

@@ -1,14 +1,19 @@
 """``collect serve``: everything on one machine, one command.
 
-Migrates the database, creates an admin user on the first start (and prints
-its password once), then runs the web server and a Celery worker until Ctrl-C.
+Migrates the database, checks that the port is free, creates an admin user on
+the first start, runs the web server and a Celery worker, and once the web
+server answers prints a box with the address and the admin login (the
+password only on the first start; ``collect reset-admin-password`` makes a new
+one). Runs until Ctrl-C; exits non-zero if either process dies on its own.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +22,54 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+from rich.panel import Panel
+
+# How long the web server may take to answer its first connection.
+START_TIMEOUT_SECONDS = 90
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """``"127.0.0.1:8000"`` → ``("127.0.0.1", 8000)``; ``"[::1]:8000"`` → ``("::1", 8000)``.
+
+    Raises ``CommandError`` for anything else, naming the setting to fix.
+    """
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CommandError(
+            f"COLLECT_BIND={bind!r} is not an address and port such as 127.0.0.1:8000."
+        )
+    return host.strip("[]"), int(port)
+
+
+def ensure_port_free(bind: str) -> None:
+    """Raise ``CommandError`` with one clear line if nothing can listen on ``bind``."""
+    host, port = split_bind(bind)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the web server will: a port left in TIME_WAIT by a stopped server is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"Port {port} on {host} is already in use (another Collect, or another "
+                    f"program). Stop it, or choose another port: make run PORT={port + 1} "
+                    f"(or COLLECT_BIND={host}:{port + 1})."
+                ) from None
+            raise CommandError(f"Cannot listen on {bind}: {exc.strerror}.") from None
+
+
+def answers(bind: str) -> bool:
+    """Whether something accepts TCP connections on ``bind`` now."""
+    host, port = split_bind(bind)
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 class Command(BaseCommand):
@@ -29,7 +81,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, bind: str, concurrency: int, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
-        self.ensure_admin()
+        ensure_port_free(bind)
+        login = self.ensure_admin()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLLECT_DATA_DIR": str(settings.DATA_DIR)}
         web = subprocess.Popen([sys.executable, "-m", "collect", "web", "--bind", bind], env=env)
         worker = subprocess.Popen(
@@ -37,19 +90,37 @@ class Command(BaseCommand):
             env=env,
         )
         children = [web, worker]
-        self.stdout.write(f"Collect is running on http://{bind}/ (data in {settings.DATA_DIR}).")
-        self.stdout.write("Press Ctrl-C to stop.")
+        stopping = False
 
         def shutdown(signum: int, _frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
             for child in children:
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGINT, shutdown)
         signal.signal(signal.SIGTERM, shutdown)
+        failed = ""
         try:
-            while all(child.poll() is None for child in children):
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            while not answers(bind) and not stopping:
+                if web.poll() is not None or worker.poll() is not None:
+                    break
+                if time.monotonic() > deadline:
+                    failed = f"The web server did not answer on {bind} within "
+                    failed += f"{START_TIMEOUT_SECONDS} s; see the lines above."
+                    break
+                time.sleep(0.2)
+            if not failed and all(child.poll() is None for child in children) and not stopping:
+                self.banner(bind, login)
+            while not failed and all(child.poll() is None for child in children):
                 time.sleep(0.5)
+            dead = [c for c in children if c.poll() is not None]
+            if dead and not stopping and not failed:
+                name = "web server" if dead[0] is web else "worker"
+                failed = f"The {name} stopped on its own (exit code {dead[0].returncode}); "
+                failed += "see the lines above."
         finally:
             shutdown(signal.SIGTERM, None)
             for child in children:
@@ -57,14 +128,41 @@ class Command(BaseCommand):
                     child.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     child.kill()
+        if failed:
+            if login[1]:  # the first start's password must not be lost with it
+                self.stderr.write(f"The admin login: user {login[0]}, password {login[1]}")
+            raise CommandError(failed)
         self.stdout.write("Collect stopped.")
 
-    def ensure_admin(self) -> None:
+    def banner(self, bind: str, login: tuple[str, str]) -> None:
+        """The box a person looks for: where Collect runs and how to log in."""
+        host, port = split_bind(bind)
+        shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+        url = f"http://{shown}:{port}/" if ":" not in shown else f"http://[{shown}]:{port}/"
+        username, password = login
+        lines = [f"[bold]Collect is running:[/bold] {url}", ""]
+        if password:
+            lines += [
+                f"user name: {username}",
+                f"password:  {password}",
+                "(shown only this once; collect reset-admin-password makes a new one)",
+            ]
+        else:
+            lines += [
+                f"Log in as {username} (or your own user).",
+                "Forgot the password? .venv/bin/collect reset-admin-password",
+            ]
+        lines += ["", f"Data in {settings.DATA_DIR}. Press Ctrl-C to stop."]
+        console = Console(file=self.stdout, width=max(80, len(url) + 30), highlight=False)
+        console.print(Panel("\n".join(lines), expand=False))
+
+    def ensure_admin(self) -> tuple[str, str]:
+        """(user name, password) of the admin; the password only when created now."""
         User = get_user_model()
-        if User.objects.filter(is_superuser=True).exists():
-            return
+        first = User.objects.filter(is_superuser=True).order_by("pk").first()
+        if first is not None:
+            return first.get_username(), ""
         username = os.environ.get("COLLECT_ADMIN_USER", "admin")
         password = os.environ.get("COLLECT_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
-        self.stdout.write(self.style.SUCCESS("Created the admin user (shown only this once):"))
-        self.stdout.write(f"    user name: {username}\n    password:  {password}")
+        return username, password
