@@ -166,7 +166,8 @@ class JobActionView(PageOrJsonView):
     def get(self, request: Request, task_id: Any, action: str) -> HttpResponse:
         if action not in ACTIONS:
             raise Http404
-        if from_script(request) and request.resolver_match.url_name == "stop-task":
+        match = request.resolver_match
+        if from_script(request) and match is not None and match.url_name == "stop-task":
             # The seed's scripts stop a job with a GET and a token: keep them working.
             return self.post(request, task_id, action)
         job = _job_for(request, task_id)

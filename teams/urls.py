@@ -1,10 +1,11 @@
 from django.urls import path
 
-from teams import views
+from teams import browse, views
 
 urlpatterns = [
     # The seed's URL, kept exactly.
     path("import_teams/", views.ImportTeamsView.as_view(), name="import-teams"),
     path("import_teams/sample.csv", views.sample_csv, name="import-teams-sample"),
     path("api/imports/teams/", views.ImportTeamsApi.as_view(), name="api-import-teams"),
+    path("teams/", browse.team_list, name="team-list"),
 ]

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -153,7 +153,9 @@ class Command(BaseCommand):
                 "Forgot the password? .venv/bin/collect reset-admin-password",
             ]
         lines += ["", f"Data in {settings.DATA_DIR}. Press Ctrl-C to stop."]
-        console = Console(file=self.stdout, width=max(80, len(url) + 30), highlight=False)
+        # The stream under Django's OutputWrapper, which would add a newline to each write.
+        out = cast("IO[str]", self.stdout._out)
+        console = Console(file=out, width=max(80, len(url) + 30), highlight=False)
         console.print(Panel("\n".join(lines), expand=False))
 
     def ensure_admin(self) -> tuple[str, str]:
