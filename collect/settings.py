@@ -234,6 +234,9 @@ COLLECT_JOB_LEASE_SECONDS = env_float("COLLECT_JOB_LEASE_SECONDS", 30.0)
 COLLECT_JOBS_PER_MINUTE = env_int("COLLECT_JOBS_PER_MINUTE", 30)
 # How often every worker looks for jobs whose lease expired.
 COLLECT_SWEEP_SECONDS = env_float("COLLECT_SWEEP_SECONDS", 10.0)
+# A job whose worker was lost this many times (killed, out of memory) fails,
+# undone, instead of being taken over for ever (0: no limit).
+COLLECT_JOB_MAX_ATTEMPTS = env_int("COLLECT_JOB_MAX_ATTEMPTS", 5)
 
 # --- REST API ---------------------------------------------------------------
 
