@@ -51,8 +51,7 @@ class Transport(filesystem.Transport):
     # a shutdown comes sooner.
     DRAIN_SECONDS = 0.2
 
-    def drain_events(self, connection: Any, **kwargs: Any) -> None:
-        timeout = kwargs.get("timeout")
+    def drain_events(self, connection: Any, timeout: float | None = None, **kwargs: Any) -> None:
         if timeout is None or timeout > self.DRAIN_SECONDS:
-            kwargs["timeout"] = self.DRAIN_SECONDS
-        super().drain_events(connection, **kwargs)
+            timeout = self.DRAIN_SECONDS
+        super().drain_events(connection, timeout=timeout, **kwargs)
