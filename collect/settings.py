@@ -188,6 +188,12 @@ FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 COLLECT_UPLOAD_MAX_BYTES = env_int("COLLECT_UPLOAD_MAX_BYTES", 1024**3)
+# Uploads of finished imports, export files and error reports are deleted this
+# many days after their job ended (fractions allowed; 0: kept for ever).
+COLLECT_RETENTION_DAYS = env_float("COLLECT_RETENTION_DAYS", 30.0)
+# Most bytes of uploads and exports one user's jobs may keep at once (0: no
+# quota); an upload that would pass it is refused with HTTP 413.
+COLLECT_USER_QUOTA_BYTES = env_int("COLLECT_USER_QUOTA_BYTES", 5 * 1024**3)
 
 # --- E-mail -----------------------------------------------------------------
 

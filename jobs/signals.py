@@ -51,15 +51,17 @@ def worker_is_shutting_down() -> bool:
 
 
 def _sweep_forever() -> None:
+    from jobs.retention import retention_sweep
     from jobs.services import job_sweep
 
     while not _stop.is_set():
-        try:
-            job_sweep()
-        except Exception:
-            log.exception("sweep failed; trying again in %ss", settings.COLLECT_SWEEP_SECONDS)
-        finally:
-            connections.close_all()
+        for sweep in (job_sweep, retention_sweep):
+            try:
+                sweep()
+            except Exception:
+                log.exception("sweep failed; trying again in %ss", settings.COLLECT_SWEEP_SECONDS)
+            finally:
+                connections.close_all()
         _stop.wait(settings.COLLECT_SWEEP_SECONDS)
 
 
