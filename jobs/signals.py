@@ -35,6 +35,8 @@ from django.db import connections
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+# The retention sweep runs on every this many lease sweeps (every 100 s by default).
+RETENTION_EVERY = 10
 
 # Celery sends ``worker_shutting_down`` in the main process only, from its
 # SIGTERM handler, and never tells the prefork pool's children (they get no
@@ -54,8 +56,12 @@ def _sweep_forever() -> None:
     from jobs.retention import retention_sweep
     from jobs.services import job_sweep
 
+    rounds = 0
     while not _stop.is_set():
-        for sweep in (job_sweep, retention_sweep):
+        # Files age in days: their sweep (a scan of finished jobs) need not run every time.
+        sweeps = (job_sweep, retention_sweep) if rounds % RETENTION_EVERY == 0 else (job_sweep,)
+        rounds += 1
+        for sweep in sweeps:
             try:
                 sweep()
             except Exception:
