@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from jobs import retention
 from jobs.models import Job, State
+from responses import mail
 from tests.test_export_helpers import start as export_start
 from tests.test_import_helpers import fake_csv
 from tests.test_import_helpers import start as import_start
@@ -63,6 +64,8 @@ def test_files_are_deleted_after_the_retention_period(  # type: ignore[no-untype
     assert said in text(browser_client.get(f"/tasks/{exported.id}/"))
     download = browser_client.get(f"/tasks/{exported.id}/result")
     assert (download.status_code, download.content.decode()) == (410, said)
+    link = browser_client.get(f"/export_data/download/{mail.download_token(exported)}")
+    assert link.status_code == 410 and said in text(link)
     body = api.get(f"/api/tasks/{exported.id}/").json()
     assert (body["files_deleted"], body["links"]["result"]) == (said, None)
     assert body["files_deleted_at"]
