@@ -61,15 +61,17 @@ def claim(job_id: Any, *, token: uuid.UUID, worker: str) -> Job | None:
     )
     taken = (
         Job.objects.filter(claimable, id=job_id).update(
-            state=Case(When(state=State.QUEUED, then=Value(State.RUNNING)), default=F("state")),
-            lease_token=token,
-            lease_expires_at=_lease_until(),
-            worker=worker[:255],
+            # First: MySQL/MariaDB assign left to right and let later assignments
+            # see earlier ones, so this must read the old lease_token and started_at.
             attempts=Case(
                 When(Q(started_at=None) | Q(lease_token__isnull=False), then=F("attempts") + 1),
                 default=F("attempts"),
                 output_field=PositiveIntegerField(),
             ),
+            state=Case(When(state=State.QUEUED, then=Value(State.RUNNING)), default=F("state")),
+            lease_token=token,
+            lease_expires_at=_lease_until(),
+            worker=worker[:255],
             started_at=Coalesce(F("started_at"), Value(now)),
             updated_at=now,
         )
