@@ -8,6 +8,8 @@ mode, kombu's ``filesystem://`` broker and e-mail written to files, all under
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,16 @@ from collect.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# The data folder holds personal data (the database, uploads, exports, mail,
+# broker messages): only the account that runs Collect may read it. The umask
+# is set here because every process (web, worker, CLI) loads the settings before
+# it writes anything, so whatever SQLite, kombu or Django create is 0600 (0700
+# for folders) without each of them being told.
+os.umask(0o077)
 DATA_DIR = Path(env_str("COLLECT_DATA_DIR", "var")).expanduser().resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+with contextlib.suppress(PermissionError):  # a folder someone else owns stays as it is
+    DATA_DIR.chmod(0o700)
 
 DEBUG = env_bool("DEBUG", False)
 # Production mode: a real SECRET_KEY is required and cookies and HTTPS are
@@ -170,12 +180,21 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Django's defaults are 0644 and the umask's folders; personal data is the owner's only.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # Uploads stream to a temporary file from the first byte (never whole in memory).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 COLLECT_UPLOAD_MAX_BYTES = env_int("COLLECT_UPLOAD_MAX_BYTES", 1024**3)
+# Uploads of finished imports, export files and error reports are deleted this
+# many days after their job ended (fractions allowed; 0: kept for ever).
+COLLECT_RETENTION_DAYS = env_float("COLLECT_RETENTION_DAYS", 30.0)
+# Most bytes of uploads and exports one user's jobs may keep at once (0: no
+# quota); an upload that would pass it is refused with HTTP 413.
+COLLECT_USER_QUOTA_BYTES = env_int("COLLECT_USER_QUOTA_BYTES", 5 * 1024**3)
 
 # --- E-mail -----------------------------------------------------------------
 
@@ -235,6 +254,9 @@ COLLECT_JOB_LEASE_SECONDS = env_float("COLLECT_JOB_LEASE_SECONDS", 30.0)
 COLLECT_JOBS_PER_MINUTE = env_int("COLLECT_JOBS_PER_MINUTE", 30)
 # How often every worker looks for jobs whose lease expired.
 COLLECT_SWEEP_SECONDS = env_float("COLLECT_SWEEP_SECONDS", 10.0)
+# A job whose worker was lost this many times (killed, out of memory) fails,
+# undone, instead of being taken over for ever (0: no limit).
+COLLECT_JOB_MAX_ATTEMPTS = env_int("COLLECT_JOB_MAX_ATTEMPTS", 5)
 
 # --- REST API ---------------------------------------------------------------
 

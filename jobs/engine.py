@@ -13,15 +13,18 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, PositiveIntegerField, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from jobs import retry
 from jobs.kinds import Batch, Interrupted, JobFailed, JobKind, RunContext, get_kind
 from jobs.models import Job, State
 from jobs.services import enqueue_now
@@ -30,6 +33,7 @@ from jobs.signals import worker_is_shutting_down
 log = logging.getLogger(__name__)
 
 MAX_SAMPLES = 240
+T = TypeVar("T")
 
 
 class LostLease(Exception):
@@ -41,7 +45,14 @@ def _lease_until() -> Any:
 
 
 def claim(job_id: Any, *, token: uuid.UUID, worker: str) -> Job | None:
-    """Take the job if nobody holds it; None if it is not ours to run."""
+    """Take the job if nobody holds it; None if it is not ours to run.
+
+    ``attempts`` counts the runs that started afresh or took over from a lost
+    worker: a first start, or a job that still carries the lease token of a
+    worker that never gave it back (killed, out of memory, its host gone).
+    A resume after a pause, or a job a shutting-down worker handed back, ends
+    its lease with the token cleared and is not counted.
+    """
     now = timezone.now()
     claimable = (
         Q(state=State.QUEUED)
@@ -50,11 +61,17 @@ def claim(job_id: Any, *, token: uuid.UUID, worker: str) -> Job | None:
     )
     taken = (
         Job.objects.filter(claimable, id=job_id).update(
+            # First: MySQL/MariaDB assign left to right and let later assignments
+            # see earlier ones, so this must read the old lease_token and started_at.
+            attempts=Case(
+                When(Q(started_at=None) | Q(lease_token__isnull=False), then=F("attempts") + 1),
+                default=F("attempts"),
+                output_field=PositiveIntegerField(),
+            ),
             state=Case(When(state=State.QUEUED, then=Value(State.RUNNING)), default=F("state")),
             lease_token=token,
             lease_expires_at=_lease_until(),
             worker=worker[:255],
-            attempts=F("attempts") + 1,
             started_at=Coalesce(F("started_at"), Value(now)),
             updated_at=now,
         )
@@ -119,6 +136,10 @@ class Runner:
         job = self.job
         if job.state == State.STOPPING:
             return self.undo()
+        lost = job.attempts - 1
+        if settings.COLLECT_JOB_MAX_ATTEMPTS and lost >= settings.COLLECT_JOB_MAX_ATTEMPTS:
+            log.warning("job %s: its worker was lost %d times; failing it", job.id, lost)
+            return self.undo(final_state=State.FAILED, error=worker_lost_message(lost))
         try:
             checkpoint = job.checkpoint
             if checkpoint is None:
@@ -151,74 +172,120 @@ class Runner:
 
     def batches(self, checkpoint: dict[str, Any]) -> None:
         job = self.job
-        handed_back = 0
         while True:
             started = time.monotonic()
             batch: Batch | None = self.kind.next_batch(self.ctx, checkpoint)
-            with transaction.atomic():
-                row = self._lock()
-                if row.state == State.PAUSING:
-                    self._finish_state(State.PAUSED)
-                    log.info("job %s paused at %s", job.id, checkpoint)
-                    return
-                if row.state == State.STOPPING:
-                    break
-                if batch is None:
-                    break
-                if worker_is_shutting_down():
-                    # A warm shutdown (SIGTERM) would otherwise wait for the whole
-                    # job. Hand it back instead: still running, checkpoint as last
-                    # committed, lease ended now, so another worker claims it at
-                    # once. This batch was read but is not written; it is read again.
-                    now = timezone.now()
-                    handed_back = self._ours().update(
-                        lease_token=None, lease_expires_at=now, enqueued_at=now, updated_at=now
-                    )
-                    break
-                self.kind.write_batch(self.ctx, batch)
-                elapsed = time.monotonic() - started
-                processed = row.processed + batch.count
-                run_seconds = row.run_seconds + elapsed
-                samples = list(row.samples or [])
-                if not samples or run_seconds - samples[-1][0] >= 1.0:
-                    samples.append([round(run_seconds, 2), processed])
-                    if len(samples) > MAX_SAMPLES:
-                        samples = samples[::2]
-                self._ours().update(
-                    checkpoint=batch.checkpoint,
-                    processed=processed,
-                    run_seconds=run_seconds,
-                    rate=processed / run_seconds if run_seconds > 0 else 0.0,
-                    samples=samples,
-                    lease_expires_at=_lease_until(),
-                    updated_at=timezone.now(),
+            outcome, row = self._with_retries(partial(self._commit, batch, started))
+            if outcome == "paused":
+                log.info("job %s paused at %s", job.id, checkpoint)
+                return
+            if outcome == "handed back":
+                # Sent now that the hand-back is committed (no outer transaction here).
+                enqueue_now(job.id)
+                log.info(
+                    "job %s handed back at %s: this worker is shutting down", job.id, checkpoint
                 )
+                return
+            if outcome == "end":
+                break
+            assert batch is not None
             checkpoint = batch.checkpoint
-        if handed_back:
-            # Sent now that the hand-back is committed (no outer transaction here).
-            enqueue_now(job.id)
-            log.info("job %s handed back at %s: this worker is shutting down", job.id, checkpoint)
-            return
         if row.state == State.STOPPING:
             return self.undo()
         result = self.kind.finish(self.ctx)
         self._finish_state(State.SUCCEEDED, result=result or {})
         log.info("job %s succeeded: %s", job.id, result)
 
+    def _commit(self, batch: Batch | None, started: float) -> tuple[str, Job]:
+        """Write one batch and its checkpoint in one transaction; say what happened next.
+
+        Returns ("written" | "paused" | "handed back" | "end", the locked job row).
+        The batch may be written again after a lost race: every kind's
+        ``write_batch`` writes exactly the batch, whatever an uncommitted run did.
+        """
+        with transaction.atomic():
+            row = self._lock()
+            if row.state == State.PAUSING:
+                self._finish_state(State.PAUSED)
+                return "paused", row
+            if row.state == State.STOPPING or batch is None:
+                return "end", row
+            if worker_is_shutting_down():
+                # A warm shutdown (SIGTERM) would otherwise wait for the whole
+                # job. Hand it back instead: still running, checkpoint as last
+                # committed, lease ended now, so another worker claims it at
+                # once. This batch was read but is not written; it is read again.
+                now = timezone.now()
+                if self._ours().update(
+                    lease_token=None, lease_expires_at=now, enqueued_at=now, updated_at=now
+                ):
+                    return "handed back", row
+                return "end", row
+            self.kind.write_batch(self.ctx, batch)
+            elapsed = time.monotonic() - started
+            processed = row.processed + batch.count
+            run_seconds = row.run_seconds + elapsed
+            samples = list(row.samples or [])
+            if not samples or run_seconds - samples[-1][0] >= 1.0:
+                samples.append([round(run_seconds, 2), processed])
+                if len(samples) > MAX_SAMPLES:
+                    samples = samples[::2]
+            self._ours().update(
+                checkpoint=batch.checkpoint,
+                processed=processed,
+                run_seconds=run_seconds,
+                rate=processed / run_seconds if run_seconds > 0 else 0.0,
+                samples=samples,
+                lease_expires_at=_lease_until(),
+                updated_at=timezone.now(),
+            )
+            return "written", row
+
+    def _with_retries(self, step: Callable[[], T]) -> T:
+        """Run one transaction; run it again at once if it lost a race (see jobs/retry.py)."""
+        pause = retry.FIRST_PAUSE_SECONDS
+        for attempt in range(1, retry.ATTEMPTS + 1):
+            try:
+                return step()
+            except OperationalError as exc:
+                if attempt == retry.ATTEMPTS or not retry.lost_a_race(exc):
+                    raise
+                log.warning(
+                    "job %s: batch lost a race in the database (%s); running it again (%d/%d)",
+                    self.job.id, exc, attempt, retry.ATTEMPTS - 1,
+                )  # fmt: skip
+                time.sleep(pause)
+                pause *= 2
+        raise AssertionError("unreachable")
+
     def undo(self, final_state: str = State.STOPPED, **changes: Any) -> None:
         """Delete what the job wrote, chunk by chunk, then mark it stopped (or failed)."""
         removed = 0
         while True:
-            with transaction.atomic():
-                self._lock()
-                n = self.kind.undo_chunk(self.ctx)
-                self._ours().update(lease_expires_at=_lease_until())
+            n = self._with_retries(self._undo_chunk)
             if not n:
                 break
             removed += n
         self.kind.discard(self.job)
         self._finish_state(final_state, **changes)
         log.info("job %s %s; %d rows removed", self.job.id, final_state, removed)
+
+    def _undo_chunk(self) -> int:
+        with transaction.atomic():
+            self._lock()
+            n = self.kind.undo_chunk(self.ctx)
+            self._ours().update(lease_expires_at=_lease_until())
+        return n
+
+
+def worker_lost_message(lost: int) -> str:
+    """What the user reads when a job ran out of attempts (``COLLECT_JOB_MAX_ATTEMPTS``)."""
+    return (
+        f"This job was stopped after its worker was lost {lost} times; nothing it wrote was "
+        "kept. A worker is lost when it is killed or runs out of memory or time while it "
+        "runs the job. Try again with a smaller file or a shorter date range, or ask the "
+        "person who runs Collect to look at the workers' logs."
+    )
 
 
 def run(job_id: Any, *, worker: str) -> None:

@@ -66,6 +66,8 @@ class Job(models.Model):
     result = models.JSONField(default=dict, blank=True)
     result_file = models.CharField(max_length=500, blank=True)
     error_report_file = models.CharField(max_length=500, blank=True)
+    # When the retention sweep deleted the job's kept files (COLLECT_RETENTION_DAYS).
+    files_deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -6,6 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from jobs.models import Job
+from jobs.retention import files_deleted_message
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -13,6 +14,7 @@ class JobSerializer(serializers.ModelSerializer):
     percent = serializers.FloatField(read_only=True, allow_null=True)
     eta_seconds = serializers.FloatField(read_only=True, allow_null=True)
     owner = serializers.CharField(source="owner.get_username", read_only=True)
+    files_deleted = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -36,9 +38,15 @@ class JobSerializer(serializers.ModelSerializer):
             "problems",
             "problem_count",
             "result",
+            "files_deleted_at",
+            "files_deleted",
             "links",
         ]
         read_only_fields = fields
+
+    def get_files_deleted(self, job: Job) -> str | None:
+        """When and why the job's kept files were deleted (COLLECT_RETENTION_DAYS), or null."""
+        return files_deleted_message(job) or None
 
     def get_links(self, job: Job) -> dict[str, str | None]:
         request = self.context.get("request")
@@ -47,14 +55,15 @@ class JobSerializer(serializers.ModelSerializer):
             path = reverse(name, args=[job.id])
             return request.build_absolute_uri(path) if request else path
 
+        kept = job.files_deleted_at is None
         return {
             "self": url("api-task-detail"),
             "page": url("job-detail"),
             "pause": url("api-task-pause"),
             "resume": url("api-task-resume"),
             "stop": url("api-task-stop"),
-            "result": url("job-result") if job.result_file else None,
-            "error_report": url("job-error-report") if job.error_report_file else None,
+            "result": url("job-result") if job.result_file and kept else None,
+            "error_report": url("job-error-report") if job.error_report_file and kept else None,
         }
 
 

@@ -3,6 +3,20 @@
 And worker shutdown: a warm shutdown (SIGTERM) tells the running jobs to hand
 themselves back at their next batch instead of running to the end.
 
+A SIGTERM to the worker's whole process group (systemd's default
+``KillMode=control-group``, ``docker stop`` of a shell-wrapped worker,
+``kill -TERM -PGID``) also reaches the prefork pool's children, which Celery
+leaves on the default action: they died at once, mid-batch, so their jobs
+waited for their lease to run out and counted as lost workers, and the parent
+(in billiard's ``Pool._help_stuff_finish``, at exit) could wait for ever
+for a lock on the pool's shared inqueue that a dead child held (Celery uses
+billiard's blocking ``Pool`` with the embedded broker). So pool children
+ignore SIGTERM: the parent, which gets it too, sets the shared byte above, the
+child hands its job back after its batch, and every child leaves when the
+parent closes the pool, as after a SIGTERM to the parent alone. (Billiard
+keeps an ignored SIGTERM ignored; a hard time limit still ends a child with
+SIGKILL, and so does the parent's death.)
+
 (Celery's Django fix-up already gives each forked pool process fresh
 database connections.)
 """
@@ -11,15 +25,18 @@ from __future__ import annotations
 
 import logging
 import mmap
+import signal
 import threading
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 from django.conf import settings
 from django.db import connections
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+# The retention sweep runs on every this many lease sweeps (every 100 s by default).
+RETENTION_EVERY = 10
 
 # Celery sends ``worker_shutting_down`` in the main process only, from its
 # SIGTERM handler, and never tells the prefork pool's children (they get no
@@ -36,15 +53,21 @@ def worker_is_shutting_down() -> bool:
 
 
 def _sweep_forever() -> None:
+    from jobs.retention import retention_sweep
     from jobs.services import job_sweep
 
+    rounds = 0
     while not _stop.is_set():
-        try:
-            job_sweep()
-        except Exception:
-            log.exception("sweep failed; trying again in %ss", settings.COLLECT_SWEEP_SECONDS)
-        finally:
-            connections.close_all()
+        # Files age in days: their sweep (a scan of finished jobs) need not run every time.
+        sweeps = (job_sweep, retention_sweep) if rounds % RETENTION_EVERY == 0 else (job_sweep,)
+        rounds += 1
+        for sweep in sweeps:
+            try:
+                sweep()
+            except Exception:
+                log.exception("sweep failed; trying again in %ss", settings.COLLECT_SWEEP_SECONDS)
+            finally:
+                connections.close_all()
         _stop.wait(settings.COLLECT_SWEEP_SECONDS)
 
 
@@ -62,3 +85,9 @@ def stop_sweeper(**_: Any) -> None:
 @worker_shutting_down.connect
 def hand_back_running_jobs(**_: Any) -> None:
     _shutting_down[0] = 1
+
+
+@worker_process_init.connect
+def pool_children_leave_sigterm_to_the_parent(**_: Any) -> None:
+    """In a prefork pool child: ignore SIGTERM; the parent's warm shutdown ends it cleanly."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

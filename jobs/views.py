@@ -31,6 +31,7 @@ from rest_framework.response import Response
 from jobs import audit, services
 from jobs.kinds import kinds
 from jobs.models import ACTIVE, AuditAction, Job, State
+from jobs.retention import files_deleted_message
 from jobs.web import PageOrJsonView, from_script
 
 PER_PAGE = 20
@@ -199,7 +200,9 @@ class JobActionView(PageOrJsonView):
         return redirect(_next_url(request._request, job))
 
 
-def _serve(request: HttpRequest, job: Job, name: str, filename: str) -> FileResponse:
+def _serve(request: HttpRequest, job: Job, name: str, filename: str) -> HttpResponseBase:
+    if job.files_deleted_at is not None:
+        return HttpResponse(files_deleted_message(job), status=410, content_type="text/plain")
     if not name:
         raise Http404("This job has no such file.")
     try:

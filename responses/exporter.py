@@ -90,6 +90,11 @@ def writing() -> Iterator[None]:
 class ResponseExport(JobKind):
     name = "export_responses"
     verbose_name = "Export form responses"
+    kept_file = "export file"
+
+    def kept_bytes(self, job: Job) -> int:
+        # Written so far while it runs; the finished file's size once done.
+        return int((job.result or {}).get("bytes") or (job.checkpoint or {}).get("size") or 0)
 
     def prepare(self, ctx: RunContext) -> int:
         return in_range(ctx.job).count()

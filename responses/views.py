@@ -19,6 +19,7 @@ from rest_framework.schemas.inspectors import ViewInspector
 
 from jobs import audit
 from jobs.models import AuditAction, State
+from jobs.retention import files_deleted_message
 from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
 from jobs.services import jobs_visible_to
 from jobs.web import PageOrJsonView, from_script
@@ -164,6 +165,8 @@ def download(request: HttpRequest, token: str) -> HttpResponseBase:
     # Another user's job is a 404, as everywhere else.
     job = get_object_or_404(jobs_visible_to(request.user), id=signed.get("job"))
     name = signed.get("file", "")
+    if job.files_deleted_at is not None:
+        return _refused(request, files_deleted_message(job), 410)
     if job.state != State.SUCCEEDED or name != job.result_file:
         raise Http404("This export has no file to download (it was stopped or removed).")
     try:

@@ -93,6 +93,10 @@ class _ErrorReport:
 class TeamImport(JobKind):
     name = "import_teams"
     verbose_name = "Import teams"
+    kept_file = "uploaded file"
+
+    def kept_bytes(self, job: Job) -> int:
+        return int(job.param("size") or 0)
 
     def _file(self, ctx: RunContext) -> IO[bytes]:
         fh = ctx.state.get("file")

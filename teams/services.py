@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from jobs.models import Job
+from jobs.retention import check_quota
 from jobs.services import job_create
 
 ON_ERROR_CHOICES = ("fail", "skip")
@@ -33,6 +34,7 @@ def teams_import_start(
         raise ImportRequestError('on_error must be "fail" or "skip".')
     if batch_size is not None and batch_size < 1:
         raise ImportRequestError("The batch size must be 1 or more.")
+    check_quota(user=by, incoming=int(file.size or 0))
     original = (file.name or "teams.csv").replace("\\", "/").rsplit("/", 1)[-1]
     stored = default_storage.save(f"imports/teams/{uuid.uuid4().hex}.csv", file)
     try:

@@ -10,6 +10,8 @@ from django.template.defaultfilters import filesizeformat
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
+from jobs.retention import QuotaExceeded, check_quota
+
 # Room for the multipart envelope (boundaries, headers, the on_error field)
 # around a file that is exactly at the limit.
 ENVELOPE_BYTES = 64 * 1024
@@ -19,10 +21,11 @@ class UploadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "upload_too_large"
 
-    def __init__(self) -> None:
+    def __init__(self, message: str = "") -> None:
         limit = settings.COLLECT_UPLOAD_MAX_BYTES
         super().__init__(
-            f"The file is too large: at most {filesizeformat(limit)} ({limit} bytes) can be "
+            message
+            or f"The file is too large: at most {filesizeformat(limit)} ({limit} bytes) can be "
             "uploaded. Split it into smaller files and import them one after the other."
         )
 
@@ -57,4 +60,9 @@ def guard_upload(request: Any) -> None:
         declared = 0
     if declared > settings.COLLECT_UPLOAD_MAX_BYTES + ENVELOPE_BYTES:
         raise UploadTooLarge()
+    # Over the user's storage quota: refused before a byte of the body is read.
+    try:
+        check_quota(user=getattr(request, "user", None), incoming=max(0, declared - ENVELOPE_BYTES))
+    except QuotaExceeded as exc:
+        raise UploadTooLarge(exc.message) from None
     request.upload_handlers = [SizeLimitUploadHandler(request), TemporaryFileUploadHandler(request)]

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs.retention import QuotaExceeded
 from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
 from jobs.web import PageOrJsonView
 from teams.csvformat import COLUMNS, HEADER
@@ -101,8 +102,8 @@ class ImportTeamsView(_StartImport, PageOrJsonView):
         return redirect(job.get_absolute_url())
 
     def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
-        if isinstance(exc, UploadTooLarge | ImportRequestError):
-            code = 413 if isinstance(exc, UploadTooLarge) else 400
+        if isinstance(exc, UploadTooLarge | ImportRequestError | QuotaExceeded):
+            code = 400 if isinstance(exc, ImportRequestError) else 413
             message = str(exc.detail if isinstance(exc, UploadTooLarge) else exc)
             if _headers_want_json(self.request):
                 return Response({"detail": message}, status=code)
@@ -133,6 +134,10 @@ class ImportTeamsApi(_StartImport, APIView):
             job = self.start(request)
         except ImportRequestError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        except QuotaExceeded as error:
+            return Response(
+                {"detail": error.message}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+            )
         return Response(accepted(job, request), status=status.HTTP_202_ACCEPTED)
 
 

@@ -81,4 +81,4 @@ def test_it_spreads_jobs_over_workers_and_a_sigterm_loses_nothing(make_worker, u
     for job in victim_jobs:
         # Another worker continued from the checkpoint.
         assert host(job) != victim.name
-        assert job.attempts >= 2
+        assert job.attempts == 1  # handed back, not lost: not counted against the attempt cap

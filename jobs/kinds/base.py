@@ -66,6 +66,9 @@ class JobKind:
 
     name: ClassVar[str]
     verbose_name: ClassVar[str] = ""
+    # What users call the file a finished job keeps ("export file"), if any;
+    # the retention sweep deletes it with ``discard`` (see jobs/retention.py).
+    kept_file: ClassVar[str] = ""
 
     def prepare(self, ctx: RunContext) -> int | None:
         """Validate and count, before anything is written; return the total or None.
@@ -94,6 +97,10 @@ class JobKind:
 
     def discard(self, job: Job) -> None:
         """Remove files the job owns (upload, partial result) after a stop."""
+
+    def kept_bytes(self, job: Job) -> int:
+        """Bytes of storage the job's files take now (the user's quota counts them)."""
+        return 0
 
     def finish(self, ctx: RunContext) -> dict[str, Any]:
         """Last step after the final batch (e.g. send the e-mail); returns the result."""

@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 from jobs.formatting import duration, thousands
 from jobs.kinds import kinds
 from jobs.models import Job
+from jobs.retention import files_deleted_message
 
 register = template.Library()
 
@@ -35,6 +36,7 @@ HIDDEN_PARAMS = {"file", "site"}
 
 register.filter(thousands)
 register.filter(duration)
+register.filter("files_deleted", files_deleted_message)
 
 
 @register.filter

@@ -9,6 +9,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.cli import describe, follow, job_owner
+from jobs.retention import QuotaExceeded
 from teams.services import ON_ERROR_CHOICES, ImportRequestError, teams_import_start
 
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         try:
             with path.open("rb") as fh:
                 job = teams_import_start(file=File(fh, name=path.name), by=owner, on_error=on_error)
-        except ImportRequestError as error:
+        except (ImportRequestError, QuotaExceeded) as error:
             raise CommandError(str(error)) from None
         if not wait:
             return
