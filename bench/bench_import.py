@@ -103,7 +103,7 @@ class Bench:
         env = {**os.environ, "COLLECT_IMPORT_BATCH_SIZE": str(batch_size), "PYTHONUNBUFFERED": "1"}
         self.web = spawn(
             [sys.executable, "-m", "collect", "web", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--threads", "2"], env, workdir / "web.log",
+             "--workers", "1"], env, workdir / "web.log",
         )  # fmt: skip
         self.worker = spawn(
             [sys.executable, "-m", "celery", "-A", "collect", "worker", "--concurrency", "1",

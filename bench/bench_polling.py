@@ -2,8 +2,8 @@
 
     python bench/bench_polling.py [POLLERS] [SECONDS] [RUNNING_JOBS]
 
-Starts a worker and ``collect web`` (gunicorn, its default 2 processes x 4
-threads) on the database of DATABASE_URL (default SQLite), keeps RUNNING_JOBS
+Starts a worker and ``collect web`` (its default 2
+processes) on the database of DATABASE_URL (default SQLite), keeps RUNNING_JOBS
 jobs writing batches, then lets POLLERS threads hit ``GET /api/tasks/`` and
 ``GET /api/tasks/<id>/`` as fast as they can for SECONDS. Prints p50/p95/p99.
 """

@@ -3,12 +3,15 @@
 A browser never sends ``Authorization: Token …`` by itself, so a request that
 carries one is not a cross-site forgery risk and skips the CSRF check, as in
 DRF. A wrong token is refused outright rather than treated as anonymous.
+The admin never accepts a token: there a script has no business, and the
+CSRF exemption that a token brings must not reach it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from rest_framework import exceptions
@@ -20,6 +23,8 @@ class TokenAuthMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/admin/"):
+            return self.get_response(request)
         header = get_authorization_header(request).split()  # type: ignore[arg-type]
         if header and header[0].lower() == b"token":
             try:
@@ -35,6 +40,18 @@ class TokenAuthMiddleware:
                 request.user = found[0]
                 request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         return self.get_response(request)
+
+
+class PermissionsPolicyMiddleware:
+    """Add the Permissions-Policy header (W3C Permissions Policy): no camera, microphone, ..."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", settings.COLLECT_PERMISSIONS_POLICY)
+        return response
 
 
 class JobLimitMiddleware:

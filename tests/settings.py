@@ -15,8 +15,13 @@ os.environ.setdefault("COLLECT_SWEEP_SECONDS", "0.5")
 os.environ.setdefault("COLLECT_REQUEUE_QUEUED_SECONDS", "5")
 os.environ.setdefault("COLLECT_BROKER_POLL_SECONDS", "0.05")
 os.environ.setdefault("COLLECT_JOBS_PER_MINUTE", "1000")
+os.environ.setdefault("COLLECT_API_USER_RATE", "100000/minute")
+os.environ.setdefault("COLLECT_API_ANON_RATE", "100000/minute")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright + live_server
 
 from collect.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Each test process counts password resets and API requests on its own.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -64,7 +64,7 @@ class Web:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "collect", "web", "--bind", f"127.0.0.1:{self.port}",
-                 "--workers", "2", "--threads", "4"],
+                 "--workers", "2"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
