@@ -402,6 +402,10 @@ AXES_LOCKOUT_CALLABLE = "collect.logins.lockout_response"
 # proxy, so a client cannot dodge the lockout by inventing a header.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_IPWARE_PROXY_COUNT = 0
+# Each failure is logged (WARNING, logger axes) with the user name tried and the
+# client address, unmasked: that is what an operator needs to see an attack. The
+# password is never logged.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
 # Password-reset mails per client address, and per e-mail address, per hour
 # (counted in the cache: the data folder's, shared by the web processes of one host).
 COLLECT_PASSWORD_RESETS_PER_HOUR = env_int("COLLECT_PASSWORD_RESETS_PER_HOUR", 5)
