@@ -71,7 +71,7 @@ class Web:
         def up() -> bool:
             assert self.alive, f"the web process exited:\n{self.log()}"
             try:
-                with urllib.request.urlopen(self.url("/accounts/login/"), timeout=5) as r:
+                with urllib.request.urlopen(self.url("/healthz"), timeout=5) as r:
                     return bool(r.status == 200)
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 return False
