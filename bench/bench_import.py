@@ -43,8 +43,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 
+from collect.tokens import token_create  # noqa: E402
 from jobs.models import Job  # noqa: E402
 from teams.fake import write_fake_teams  # noqa: E402
 from teams.models import Team  # noqa: E402
@@ -112,7 +112,7 @@ class Bench:
             workdir / "worker.log",
         )  # fmt: skip
         user, _ = User.objects.get_or_create(username="bench")
-        self.token = Token.objects.get_or_create(user=user)[0].key
+        self.token = token_create(user=user)[0]
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -78,13 +78,12 @@ def percentile(values: list[float], q: float) -> float:
 def main(pollers: int, seconds: float, running: int) -> None:
     os.environ.setdefault("COLLECT_JOBS_PER_MINUTE", "0")  # the history below is not a burst
     setup_django()
-    from rest_framework.authtoken.models import Token
-
+    from collect.tokens import token_create
     from jobs import services
     from jobs.models import ACTIVE, Job
 
     user = bench_user()
-    token = Token.objects.get_or_create(user=user)[0].key
+    token = token_create(user=user)[0]
     for job in Job.objects.filter(owner=user, state__in=ACTIVE | {"paused"}):
         services.job_stop(job=job, by=user)  # left over from an interrupted run
     # A history to list: 60 finished jobs (a list page shows 50).

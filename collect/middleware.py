@@ -15,7 +15,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication, get_authorization_header
+from rest_framework.authentication import get_authorization_header
+
+from collect.tokens import TokenAuthentication
 
 
 class TokenAuthMiddleware:
@@ -31,7 +33,7 @@ class TokenAuthMiddleware:
                 if b"\x00" in b"".join(header):
                     # Never looked up: PostgreSQL refuses NUL in a query (a 500 otherwise).
                     raise exceptions.AuthenticationFailed("Invalid token.")
-                found = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
+                found = TokenAuthentication().authenticate(request)
             except exceptions.AuthenticationFailed as exc:
                 return JsonResponse(
                     {"detail": str(exc.detail)}, status=401, headers={"WWW-Authenticate": "Token"}

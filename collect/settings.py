@@ -8,6 +8,7 @@ mode, kombu's ``filesystem://`` broker and e-mail written to files, all under
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "axes",
     "csp",
     "drf_spectacular",
@@ -181,6 +182,8 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule: a changed password revokes the user's API tokens.
+    {"NAME": "collect.tokens.RevokeTokensOnPasswordChange"},
 ]
 
 LOGIN_URL = "login"
@@ -273,7 +276,7 @@ COLLECT_SWEEP_SECONDS = env_float("COLLECT_SWEEP_SECONDS", 10.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an API client with a bad token gets 401 + WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "collect.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -415,6 +418,14 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(DATA_DIR / "cache"),
     }
+}
+
+# API tokens (django-rest-knox): stored as a SHA-512 digest, and valid this many
+# days after they are made (collect drf_create_token USER makes a new one).
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(days=env_float("COLLECT_API_TOKEN_DAYS", 30.0)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
 }
 
 # A session ends after this many seconds without a request (each request renews it).

@@ -11,13 +11,13 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseBase
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from collect.parsers import ObjectJSONParser
+from collect.tokens import TokenAuthentication
 
 
 def wants_json(request: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -10,9 +11,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.conftest import make_token
 from tests.workers import ROOT
 
 NOT_AN_OBJECT = (
@@ -55,7 +56,7 @@ def test_pages_carry_a_csp_a_referrer_policy_and_a_permissions_policy(client: Cl
 def test_the_admin_never_accepts_a_token(staff_user: User) -> None:
     staff_user.is_superuser = True
     staff_user.save()
-    key = Token.objects.create(user=staff_user).key
+    key = make_token(staff_user)
     client = Client(HTTP_AUTHORIZATION=f"Token {key}")
     response = client.get("/admin/")
     assert response.status_code == 302
@@ -103,3 +104,64 @@ def test_production_refuses_a_weak_secret_key(tmp_path: Path, key: str, message:
 def test_production_accepts_a_long_random_key(tmp_path: Path) -> None:
     done = _check(SECRET_KEY="k3y-" + "Zq9" * 20, COLLECT_DATA_DIR=str(tmp_path))
     assert done.returncode == 0, done.stderr
+
+
+# --- API tokens -------------------------------------------------------------------
+
+
+def _tasks(key: str) -> tuple[int, dict[str, object]]:
+    response = APIClient().get("/api/tasks/", HTTP_AUTHORIZATION=f"Token {key}")
+    return response.status_code, response.json()
+
+
+@pytest.mark.django_db
+def test_drf_create_token_prints_a_token_that_is_stored_only_hashed(user: User) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from knox.models import AuthToken
+
+    out, err = StringIO(), StringIO()
+    call_command("drf_create_token", "alice", stdout=out, stderr=err)
+    words = out.getvalue().split()
+    assert words[:2] == ["Generated", "token"] and words[3:] == ["for", "user", "alice"]
+    key = words[2]
+    assert "It works until" in err.getvalue()
+    assert _tasks(key)[0] == 200
+    (row,) = AuthToken.objects.filter(user=user).values()
+    assert key not in {str(value) for value in row.values()}  # only a digest and a prefix
+    assert row["expiry"] is not None
+
+
+@pytest.mark.django_db
+def test_an_expired_token_is_refused(user: User) -> None:
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    key = make_token(user)
+    AuthToken.objects.filter(user=user).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+    assert _tasks(key) == (401, {"detail": "Invalid token."})
+
+
+@pytest.mark.django_db
+def test_a_password_change_revokes_the_tokens(user: User) -> None:
+    key = make_token(user)
+    client = Client()
+    client.force_login(user)
+    response = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "alice-password",
+            "new_password1": "a new long passphrase",
+            "new_password2": "a new long passphrase",
+        },
+    )
+    assert response.status_code == 302
+    assert _tasks(key) == (401, {"detail": "Invalid token."})
+    assert _tasks(make_token(user))[0] == 200  # a new one works
+
+
+@pytest.mark.django_db
+def test_a_token_that_is_not_text_is_a_401(user: User) -> None:
+    response = APIClient().get("/api/tasks/", HTTP_AUTHORIZATION="Token \xff\xfe")
+    assert response.status_code == 401
