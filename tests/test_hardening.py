@@ -165,3 +165,21 @@ def test_a_password_change_revokes_the_tokens(user: User) -> None:
 def test_a_token_that_is_not_text_is_a_401(user: User) -> None:
     response = APIClient().get("/api/tasks/", HTTP_AUTHORIZATION="Token \xff\xfe")
     assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_api_is_throttled_per_user(
+    user: User, other_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.cache import cache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    # The rates are read once, from COLLECT_API_USER_RATE / COLLECT_API_ANON_RATE.
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/minute", "anon": None})
+    cache.clear()
+    key = make_token(user)
+    assert [_tasks(key)[0] for _ in range(3)] == [200, 200, 200]
+    status, body = _tasks(key)
+    assert status == 429
+    assert str(body["detail"]).startswith("Request was throttled. Expected available in")
+    assert _tasks(make_token(other_user))[0] == 200  # each user has their own budget
