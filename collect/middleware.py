@@ -9,7 +9,9 @@ CSRF exemption that a token brings must not reach it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -41,6 +43,39 @@ class TokenAuthMiddleware:
             if found:
                 request.user = found[0]
                 request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+
+# An active session's idle timeout restarts at most this often (or a tenth of the
+# idle time, if shorter): Django's SESSION_SAVE_EVERY_REQUEST would write the
+# session on every request, and the live pages poll every second.
+SESSION_RENEW_SECONDS = 60
+SESSION_SEEN_KEY = "collect_seen"
+
+
+def session_seen(session: Any) -> None:
+    """Note in ``session`` that its user was active now (the session is then saved)."""
+    session[SESSION_SEEN_KEY] = time.time()
+
+
+class SessionRenewMiddleware:
+    """Sessions end after ``COLLECT_SESSION_IDLE_SECONDS`` without a request.
+
+    The session's expiry is its last save plus ``SESSION_COOKIE_AGE``; a request
+    more than a minute (or a tenth of the idle time) after the last save saves
+    it again, cookie included.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        session = request.session
+        if not session.is_empty():
+            last = session.get(SESSION_SEEN_KEY, 0)
+            every = min(SESSION_RENEW_SECONDS, settings.SESSION_COOKIE_AGE / 10)
+            if time.time() - last >= every:
+                session_seen(session)
         return self.get_response(request)
 
 

@@ -109,6 +109,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "collect.middleware.SessionRenewMiddleware",
     "collect.middleware.TokenAuthMiddleware",
     "collect.middleware.JobLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -428,9 +429,9 @@ REST_KNOX = {
     "AUTO_REFRESH": False,
 }
 
-# A session ends after this many seconds without a request (each request renews it).
+# A session ends after this many seconds without a request (requests renew it,
+# at most once a minute: collect.middleware.SessionRenewMiddleware).
 SESSION_COOKIE_AGE = env_int("COLLECT_SESSION_IDLE_SECONDS", 12 * 3600)
-SESSION_SAVE_EVERY_REQUEST = True
 
 # Content-Security-Policy: only our own files run or style the pages (htmx is
 # vendored; nothing is inline). django-csp 4; see the MDN CSP reference.
