@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import tempfile
+from html import escape
 from typing import Any
 
 import django
@@ -82,6 +83,20 @@ def too_large_message(path: str, limit: int) -> str:
     )
 
 
+TOO_LARGE_PAGE = (
+    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Too large · Collect</title>'
+    '<h1>Too large</h1><p>{message}</p><p><a href="{path}">Back to the form</a></p>'
+    "</html>"
+)
+
+
+def wants_html(scope: Scope) -> bool:
+    """A browser (``Accept: text/html``, no token) gets a page; scripts get JSON."""
+    headers = dict(scope.get("headers", []))
+    accept = headers.get(b"accept", b"").decode("latin-1")
+    return "text/html" in accept and b"authorization" not in headers
+
+
 class _CountingReceive:
     """Wraps ASGI ``receive``: counts body bytes and ends the request past the limit."""
 
@@ -123,13 +138,13 @@ class BoundedASGIHandler(ASGIHandler):
         limit = body_limit(path)
         declared = declared_length(scope)
         if declared is not None and declared > limit:
-            await self.refuse(send, too_large_message(path, limit))
+            await self.refuse(scope, send, too_large_message(path, limit))
             return
         spool = UPLOAD_SPOOL_MEMORY_BYTES if path in IMPORT_PATHS else limit
         counted = _CountingReceive(receive, limit, spool)
         await super().handle(scope, counted, send)
         if counted.overflowed:
-            await self.refuse(send, too_large_message(path, limit))
+            await self.refuse(scope, send, too_large_message(path, limit))
 
     async def read_body(self, receive: Any) -> Any:
         """The body as a file: in memory up to ``receive.spool_bytes``, then on disk."""
@@ -149,15 +164,21 @@ class BoundedASGIHandler(ASGIHandler):
         body_file.seek(0)
         return body_file
 
-    async def refuse(self, send: Any, message: str) -> None:
-        """Answer 413 with a JSON body, and close the connection (the rest is not read)."""
-        body = json.dumps({"detail": message}, ensure_ascii=False).encode()
+    async def refuse(self, scope: Scope, send: Any, message: str) -> None:
+        """Answer 413 (a page for a browser, JSON otherwise) and close the connection."""
+        if wants_html(scope):
+            path = escape(scope.get("path", "/"))
+            body = TOO_LARGE_PAGE.format(message=escape(message), path=path).encode()
+            content_type = b"text/html; charset=utf-8"
+        else:
+            body = json.dumps({"detail": message}, ensure_ascii=False).encode()
+            content_type = b"application/json; charset=utf-8"
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json; charset=utf-8"),
+                    (b"content-type", content_type),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

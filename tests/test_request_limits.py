@@ -10,6 +10,7 @@ must be unchanged by a refused request.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import socket
@@ -151,3 +152,19 @@ def test_an_upload_streams_to_disk_while_it_arrives(web: Web) -> None:
     while spooled(web) != before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert spooled(web) == before
+
+
+def test_a_browser_gets_the_refusal_as_a_page(web: Web) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=30)
+    conn.putrequest("POST", "/import_teams/")
+    conn.putheader("Accept", "text/html,application/xhtml+xml")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.putheader("Content-Length", str(UPLOAD_LIMIT * 3))
+    conn.endheaders()
+    response = conn.getresponse()
+    page = response.read().decode()
+    conn.close()
+    assert response.status == 413
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert f"<p>{UPLOAD_TOO_LARGE}</p>" in page
+    assert '<a href="/import_teams/">Back to the form</a>' in page
