@@ -1,6 +1,6 @@
 """Team import benchmark: throughput, peak memory, stop latency and rollback time.
 
-Starts its own web server (gunicorn) and one worker on the configured
+Starts its own web server (`collect web`) and one worker on the configured
 database and broker, uploads a generated CSV over HTTP like a user would,
 and prints a table. Run it with the environment of the installation to
 measure, for example::
