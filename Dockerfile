@@ -64,19 +64,20 @@ WORKDIR /app
 COPY . .
 
 # Settings need a key and a writable data folder to load; both exist only for
-# this step (the real key comes from the environment at run time).
-RUN SECRET_KEY=build-only-not-secret COLLECT_DATA_DIR=/tmp/build-data \
+# this step (the real key comes from the environment at run time; production
+# mode, which refuses such a key, is for run time too).
+RUN COLLECT_PRODUCTION=false SECRET_KEY=build-only-not-secret COLLECT_DATA_DIR=/tmp/build-data \
     collect collectstatic --noinput --verbosity 0 \
     && rm -rf /tmp/build-data
 
 USER 10001:10001
 EXPOSE 8000
 
-# The login page answering 200 means gunicorn and Django are up. The Host is one
-# ALLOWED_HOSTS accepts, and the request claims to come through the HTTPS proxy so
-# that COLLECT_PRODUCTION's redirect to https does not apply.
+# /healthz answering 200 means the web server and Django are up. The Host is one
+# ALLOWED_HOSTS accepts; /healthz is exempt from COLLECT_PRODUCTION's redirect to
+# https (the probe speaks plain HTTP from inside the container).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as r; host = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0].strip().lstrip('.*') or 'localhost'; port = os.environ.get('COLLECT_BIND', '0.0.0.0:8000').rsplit(':', 1)[1]; r.urlopen(r.Request(f'http://127.0.0.1:{port}/accounts/login/', headers={'Host': host, 'X-Forwarded-Proto': 'https'}), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as r; host = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0].strip().lstrip('.*') or 'localhost'; port = os.environ.get('COLLECT_BIND', '0.0.0.0:8000').rsplit(':', 1)[1]; r.urlopen(r.Request(f'http://127.0.0.1:{port}/healthz', headers={'Host': host}), timeout=4)"]
 
 ENTRYPOINT ["collect"]
 CMD ["web"]

@@ -1,6 +1,6 @@
 """Team import benchmark: throughput, peak memory, stop latency and rollback time.
 
-Starts its own web server (gunicorn) and one worker on the configured
+Starts its own web server (`collect web`) and one worker on the configured
 database and broker, uploads a generated CSV over HTTP like a user would,
 and prints a table. Run it with the environment of the installation to
 measure, for example::
@@ -43,8 +43,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 
+from collect.tokens import token_create  # noqa: E402
 from jobs.models import Job  # noqa: E402
 from teams.fake import write_fake_teams  # noqa: E402
 from teams.models import Team  # noqa: E402
@@ -103,7 +103,7 @@ class Bench:
         env = {**os.environ, "COLLECT_IMPORT_BATCH_SIZE": str(batch_size), "PYTHONUNBUFFERED": "1"}
         self.web = spawn(
             [sys.executable, "-m", "collect", "web", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--threads", "2"], env, workdir / "web.log",
+             "--workers", "1"], env, workdir / "web.log",
         )  # fmt: skip
         self.worker = spawn(
             [sys.executable, "-m", "celery", "-A", "collect", "worker", "--concurrency", "1",
@@ -112,7 +112,7 @@ class Bench:
             workdir / "worker.log",
         )  # fmt: skip
         user, _ = User.objects.get_or_create(username="bench")
-        self.token = Token.objects.get_or_create(user=user)[0].key
+        self.token = token_create(user=user)[0]
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -2,8 +2,8 @@
 
     python bench/bench_polling.py [POLLERS] [SECONDS] [RUNNING_JOBS]
 
-Starts a worker and ``collect web`` (gunicorn, its default 2 processes x 4
-threads) on the database of DATABASE_URL (default SQLite), keeps RUNNING_JOBS
+Starts a worker and ``collect web`` (its default 2
+processes) on the database of DATABASE_URL (default SQLite), keeps RUNNING_JOBS
 jobs writing batches, then lets POLLERS threads hit ``GET /api/tasks/`` and
 ``GET /api/tasks/<id>/`` as fast as they can for SECONDS. Prints p50/p95/p99.
 """
@@ -78,13 +78,12 @@ def percentile(values: list[float], q: float) -> float:
 def main(pollers: int, seconds: float, running: int) -> None:
     os.environ.setdefault("COLLECT_JOBS_PER_MINUTE", "0")  # the history below is not a burst
     setup_django()
-    from rest_framework.authtoken.models import Token
-
+    from collect.tokens import token_create
     from jobs import services
     from jobs.models import ACTIVE, Job
 
     user = bench_user()
-    token = Token.objects.get_or_create(user=user)[0].key
+    token = token_create(user=user)[0]
     for job in Job.objects.filter(owner=user, state__in=ACTIVE | {"paused"}):
         services.job_stop(job=job, by=user)  # left over from an interrupted run
     # A history to list: 60 finished jobs (a list page shows 50).

@@ -9,6 +9,7 @@ mode, kombu's ``filesystem://`` broker and e-mail written to files, all under
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -60,7 +61,31 @@ def _secret_key() -> str:
     return key
 
 
+# Keys anyone can find: Django's placeholder prefix, the usual stand-ins, and
+# the example files' values. Production refuses them, and anything short.
+KNOWN_SECRET_KEYS = {"changeme", "change-me", "secret", "secret_key", "build-only-not-secret"}
+# (the last one is the Dockerfile's, for collectstatic at build time)
+SECRET_KEY_MIN_LENGTH = 50
+
+
+def _check_production_secret_key(key: str) -> None:
+    """Refuse a SECRET_KEY that can be guessed (Django's deploy checklist: 50+ characters)."""
+    if key.startswith("django-insecure") or key.strip().lower() in KNOWN_SECRET_KEYS:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is a well-known value: anyone could forge sessions and download links. "
+            "Set a new random one (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is too short ({len(key)} characters): production needs at "
+            f"least {SECRET_KEY_MIN_LENGTH} random characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+
+
 SECRET_KEY = _secret_key()
+if PRODUCTION:
+    _check_production_secret_key(SECRET_KEY)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -74,7 +99,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "collect",
@@ -85,16 +112,21 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "collect.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "collect.middleware.SessionRenewMiddleware",
     "collect.middleware.TokenAuthMiddleware",
     "collect.middleware.JobLimitMiddleware",
     "jobs.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "collect.urls"
@@ -155,9 +187,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        # OWASP ASVS 5.0 V6.2.1 (and NIST SP 800-63B for single-factor logins).
+        "OPTIONS": {"min_length": env_int("COLLECT_PASSWORD_MIN_LENGTH", 12)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule: a changed password revokes the user's API tokens.
+    {"NAME": "collect.tokens.RevokeTokensOnPasswordChange"},
 ]
 
 LOGIN_URL = "login"
@@ -187,7 +225,6 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 COLLECT_UPLOAD_MAX_BYTES = env_int("COLLECT_UPLOAD_MAX_BYTES", 1024**3)
 # Uploads of finished imports, export files and error reports are deleted this
 # many days after their job ended (fractions allowed; 0: kept for ever).
@@ -263,10 +300,16 @@ COLLECT_JOB_MAX_ATTEMPTS = env_int("COLLECT_JOB_MAX_ATTEMPTS", 5)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an API client with a bad token gets 401 + WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "collect.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A JSON body that is not an object is a 400 that says so (not a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "collect.parsers.ObjectJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -316,8 +359,12 @@ if PRODUCTION:
         # HTTPS-only: the operator opts in (SECURE_HSTS_PRELOAD=true), so the check
         # that recommends it is noise until then.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
-    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # No SECURE_PROXY_SSL_HEADER: the web server itself believes X-Forwarded-Proto
+    # (and -For) only from COLLECT_TRUSTED_PROXIES and hands Django the result as the
+    # request's scheme and REMOTE_ADDR; Django believing the header too would let any
+    # client claim HTTPS.
+    # The container's health probe asks over plain HTTP from inside.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # The job kinds this installation runs (adding a kind: one file and one line here).
 COLLECT_JOB_KINDS = [
@@ -367,3 +414,90 @@ COLLECT_IMPORT_BATCH_SIZE = env_int("COLLECT_IMPORT_BATCH_SIZE", 5000)
 # Seconds to rest after each batch, to leave a busy database room for other work.
 COLLECT_IMPORT_THROTTLE_SECONDS = env_float("COLLECT_IMPORT_THROTTLE_SECONDS", 0.0)
 # --- end of team import -----------------------------------------------------
+
+# --- Logins, sessions, headers, request limits (hardening) ---------------------
+
+# Addresses or networks (CIDR) of the reverse proxies in front of `collect web`,
+# comma-separated. Only a connection from one of them may set the client address
+# and scheme through X-Forwarded-For / X-Forwarded-Proto; by default nobody can.
+COLLECT_TRUSTED_PROXIES = env_list("COLLECT_TRUSTED_PROXIES", [])
+
+# Logins: django-axes counts failures on every form that calls authenticate()
+# (the login page, the admin's) and locks out a user name, and separately a
+# client address, after this many failures in a row, for the cool-off time.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("COLLECT_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_float("COLLECT_LOGIN_LOCKOUT_MINUTES", 15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "collect.logins.lockout_response"
+# The client address is REMOTE_ADDR alone: the web server has already replaced it
+# with X-Forwarded-For's when (and only when) the request came through a trusted
+# proxy, so a client cannot dodge the lockout by inventing a header.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_IPWARE_PROXY_COUNT = 0
+# Each failure is logged (WARNING, logger axes) with the user name tried and the
+# client address, unmasked: that is what an operator needs to see an attack. The
+# password is never logged.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+# Password-reset mails per client address, and per e-mail address, per hour
+# (counted in the cache: the data folder's, shared by the web processes of one host).
+COLLECT_PASSWORD_RESETS_PER_HOUR = env_int("COLLECT_PASSWORD_RESETS_PER_HOUR", 5)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(DATA_DIR / "cache"),
+    }
+}
+
+# API tokens (django-rest-knox): stored as a SHA-512 digest, and valid this many
+# days after they are made (collect drf_create_token USER makes a new one).
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(days=env_float("COLLECT_API_TOKEN_DAYS", 30.0)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+# A session ends after this many seconds without a request (requests renew it,
+# at most once a minute: collect.middleware.SessionRenewMiddleware).
+SESSION_COOKIE_AGE = env_int("COLLECT_SESSION_IDLE_SECONDS", 12 * 3600)
+
+# Content-Security-Policy: only our own files run or style the pages (htmx is
+# vendored; nothing is inline). django-csp 4; see the MDN CSP reference.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+SECURE_REFERRER_POLICY = "same-origin"
+# Permissions-Policy: the pages use none of these browser features.
+COLLECT_PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+)
+
+# Bodies of requests other than the import upload are capped at this many bytes
+# (Django's own limit, enforced by collect/asgi.py before anything is read).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("COLLECT_REQUEST_MAX_BYTES", 2_621_440)
+
+# API throttling (DRF): requests per user (or per address when anonymous).
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "rest_framework.throttling.AnonRateThrottle",
+    "rest_framework.throttling.UserRateThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "anon": env_str("COLLECT_API_ANON_RATE", "60/minute"),
+    "user": env_str("COLLECT_API_USER_RATE", "600/minute"),
+}

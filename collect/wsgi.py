@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn ``collect.wsgi``)."""
+"""WSGI entry point, for WSGI servers and `runserver` (`collect web` serves ``collect.asgi``)."""
 
 import os
 

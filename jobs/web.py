@@ -11,11 +11,13 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseBase
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
+
+from collect.parsers import ObjectJSONParser
+from collect.tokens import TokenAuthentication
 
 
 def from_script(request: Any) -> bool:
@@ -40,7 +42,7 @@ def wants_json(request: Any) -> bool:
 
 
 class PageOrJsonView(APIView):
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, ObjectJSONParser]
     renderer_classes = [JSONRenderer]
 
     def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]

@@ -15,12 +15,13 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from collect.tokens import TokenAuthentication
 from jobs.retention import QuotaExceeded
 from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
 from jobs.web import PageOrJsonView

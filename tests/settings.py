@@ -19,8 +19,13 @@ os.environ.setdefault("COLLECT_JOBS_PER_MINUTE", "1000")
 # recipient rules themselves are tested with their own settings (test_access.py).
 os.environ.setdefault("COLLECT_EXPORT_RECIPIENT_DOMAINS", "example.com")
 os.environ.setdefault("COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY", "1000")
+os.environ.setdefault("COLLECT_API_USER_RATE", "100000/minute")
+os.environ.setdefault("COLLECT_API_ANON_RATE", "100000/minute")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright + live_server
 
 from collect.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Each test process counts password resets and API requests on its own.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -15,13 +15,12 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.models import AuditEntry, Job, State
 from responses import mail, policy
 from responses.fake import create_responses
-from tests.conftest import grant
+from tests.conftest import grant, make_token
 from tests.test_export_helpers import END, START, one_mail
 from tests.workers import wait_processed, wait_state
 
@@ -31,7 +30,7 @@ SEED = "/export_data/"
 
 def token_client(user: User) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {make_token(user)}")
     return client
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.models import Job, State
+from tests.conftest import make_token
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def job(user):  # type: ignore[no-untyped-def]
 
 def token_client(u) -> APIClient:  # type: ignore[no-untyped-def]
     c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=u)[0].key}")
+    c.credentials(HTTP_AUTHORIZATION=f"Token {make_token(u)}")
     return c
 
 

@@ -57,6 +57,24 @@ def browser_context_args(browser_context_args: dict[str, Any], live_server: Any)
     }
 
 
+@pytest.fixture(autouse=True)
+def csp_violations(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """Every browser test fails on a Content-Security-Policy violation (Chromium logs each)."""
+    found: list[str] = []
+    if "page" in request.fixturenames:
+        page = request.getfixturevalue("page")
+        page.on(
+            "console",
+            lambda message: (
+                found.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
+    yield found
+    assert found == []
+
+
 def log_in(page: Page, user: User) -> None:
     page.goto("/tasks/")  # an anonymous visit goes to the login form and comes back
     page.get_by_label("User name").fill(user.username)
@@ -277,3 +295,36 @@ def test_the_buttons_work_without_javascript(
         assert not CountRow.objects.filter(job_id=job.id).exists()
     finally:
         context.close()
+
+
+def test_no_page_breaks_the_content_security_policy(
+    page: Page, worker: Any, staff_user: User, csp_violations: list[str]
+) -> None:
+    staff_user.is_superuser = True
+    staff_user.save()
+    log_in(page, staff_user)
+    job = slow_count(staff_user, "Counting under the CSP", n=600)
+    wait_processed(job, 1)
+    page.goto(f"/tasks/{job.id}/")
+    live = page.locator("#job-live")
+    first = done_rows(page, live)
+    # htmx runs: the page updates itself.
+    wait_for(lambda: done_rows(page, live) >= first + 20, timeout=30, what="the numbers to move")
+    wait_state(job, State.SUCCEEDED, timeout=120)
+    page.goto(f"/tasks/{job.id}/")
+    expect(page.locator("figure.chart svg polyline")).to_be_visible()
+    pages = {
+        "/tasks/": "Jobs",
+        "/import_teams/": "Import teams",
+        "/export_data/": "Export form responses",
+        "/admin/": "Site administration",
+        f"/admin/jobs/job/{job.id}/change/": "Change job",
+        "/accounts/password_change/": "Password change",
+    }
+    for path, heading in pages.items():
+        page.goto(path)
+        expect(page.get_by_role("heading", name=heading).first).to_be_visible()
+    page.goto("/api/docs/")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Collect API")
+    page.wait_for_load_state("networkidle")
+    assert csp_violations == []

@@ -20,11 +20,11 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from jobs.models import Job, State
+from tests.conftest import make_token
 
 # The outcome depends on the database and the broker: CI runs it on each.
 pytestmark = pytest.mark.servers
@@ -37,7 +37,7 @@ def token(user: Any) -> str:
     # Some jobs to find: the fuzzer's ids then hit real rows too (see the explicit ids below).
     for state in (State.QUEUED, State.RUNNING, State.PAUSED, State.SUCCEEDED, State.FAILED):
         Job.objects.create(kind="count", owner=user, state=state, params={"n": 3}, total=3)
-    return Token.objects.create(user=user).key
+    return make_token(user)
 
 
 @pytest.fixture

@@ -113,7 +113,8 @@ def test_the_build_time_collectstatic_works_with_a_dummy_key(tmp_path: Path) -> 
     (run,) = [r for r in dockerfile_instruction("RUN") if "collectstatic" in r]
     assert "SECRET_KEY=" in run and "COLLECT_DATA_DIR=/tmp/build-data" in run
     env = image_env(tmp_path)
-    env.update(SECRET_KEY="build-only-not-secret", COLLECT_PRODUCTION="true")
+    assert "COLLECT_PRODUCTION=false" in run  # production refuses a dummy key
+    env.update(SECRET_KEY="build-only-not-secret", COLLECT_PRODUCTION="false")
     subprocess.run(
         [sys.executable, "-m", "collect", "collectstatic", "--noinput", "--verbosity", "0"],
         cwd=tmp_path,
@@ -142,7 +143,7 @@ def test_the_healthcheck_passes_on_a_production_web_server_and_fails_without_one
     assert command[:2] == ["python", "-c"]
     env = image_env(tmp_path)
     env.update(
-        SECRET_KEY="web-test-key",
+        SECRET_KEY="web-test-key-" + "x1y2z3" * 9,
         COLLECT_PRODUCTION="true",  # HTTPS redirect and all
         ALLOWED_HOSTS="collect.example.com,.example.org",
         COLLECT_BIND=f"127.0.0.1:{free_port()}",

@@ -26,7 +26,6 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django.utils.html import escape
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.models import Job, State
@@ -35,6 +34,7 @@ from responses.models import FormResponse
 from responses.services import responses_export_start
 from responses.views import LINK_EXPIRED, LINK_INVALID
 from teams.models import Team
+from tests.conftest import make_token
 from tests.workers import ROOT, wait_state
 
 # Open to anonymous visitors on purpose: signing in, and getting back in.
@@ -47,6 +47,7 @@ PUBLIC = {
     "accounts/reset/done/",
     "admin/login/",
     "admin/logout/",
+    "healthz",  # the health probe: says "ok", nothing else
 }
 LOGIN_PATHS = ("/accounts/login/", "/admin/login/")
 
@@ -142,7 +143,7 @@ def test_the_login_page_is_public() -> None:
 def _as(user: User, *, token: bool) -> Client:
     if token:
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {make_token(user)}")
         return client
     client = Client()
     client.force_login(user)
@@ -255,7 +256,7 @@ def test_an_oversized_upload_is_refused_before_its_body_is_read(
 ) -> None:
     """Over a real socket: 10 GB announced, a few bytes sent, the answer comes at once."""
     settings.COLLECT_UPLOAD_MAX_BYTES = 1000
-    key = Token.objects.create(user=user).key
+    key = make_token(user)
     url = urlsplit(live_server.url)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Token {key}\r\n"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.models import CountRow, Job, State
 from jobs.services import enqueue_now
 from responses.fake import create_responses
+from tests.conftest import make_token
 from tests.test_export_helpers import END, START, one_mail
 from tests.workers import wait_processed, wait_state
 
@@ -24,7 +24,7 @@ SEED_EXPORT = "/export_data/?email=alice@example.com&from=2017-05-15%2000:00&to=
 
 def script(user):  # type: ignore[no-untyped-def]
     client = APIClient()  # no cookies: what `curl -H "Authorization: Token …"` sends
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {make_token(user)}")
     return client
 
 

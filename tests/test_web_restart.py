@@ -29,11 +29,11 @@ from typing import Any
 
 import pytest
 from django.core.files.storage import default_storage
-from rest_framework.authtoken.models import Token
 
 from jobs.models import TERMINAL, Job, State
 from responses.fake import create_responses
 from responses.models import FormResponse
+from tests.conftest import make_token
 from tests.test_export_helpers import (
     END,
     START,
@@ -67,14 +67,14 @@ class Web:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "collect", "web", "--bind", f"127.0.0.1:{self.port}",
-                 "--workers", "2", "--threads", "4"],
+                 "--workers", "2"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
         def up() -> bool:
             assert self.alive, f"the web process exited:\n{self.log()}"
             try:
-                with urllib.request.urlopen(self.url("/accounts/login/"), timeout=5) as r:
+                with urllib.request.urlopen(self.url("/healthz"), timeout=5) as r:
                     return bool(r.status == 200)
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 return False
@@ -251,7 +251,7 @@ def everywhere(client: Client, job_id: str) -> None:
 def test_a_restarted_web_process_loses_nothing_and_shows_the_truth(  # type: ignore[no-untyped-def]
     make_worker, smtp, inbox, user, tmp_path, how
 ):
-    token = Token.objects.create(user=user).key
+    token = make_token(user)
     create_responses(EXPORT_ROWS, start=START, end=END, seed=61)
     path = fake_csv(tmp_path, IMPORT_ROWS, seed=62)
     worker = make_worker(

@@ -1,0 +1,196 @@
+"""ASGI entry point (``collect web``), with request bodies bounded before Django sees them.
+
+Why ASGI: the server (uvicorn, under gunicorn) reads every connection on an
+event loop, so a client that sends its headers or its body slowly holds a
+socket, not a worker; Django runs a view only once its request is complete.
+
+Why a handler of our own: Django's ``ASGIHandler.read_body`` reads the whole
+body before the view runs, into a ``SpooledTemporaryFile`` sized by
+``FILE_UPLOAD_MAX_MEMORY_SIZE``, which we set to 0 so uploads go to disk; but a
+``SpooledTemporaryFile`` of size 0 never rolls over, so it would hold a 1 GiB
+upload in memory. Here the body is capped per path while it arrives:
+
+- the import uploads (``IMPORT_PATHS``) may send ``COLLECT_UPLOAD_MAX_BYTES``
+  (plus the multipart envelope); they are spooled to ``FILE_UPLOAD_TEMP_DIR``
+  after the first 64 KiB;
+- every other request may send ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes, kept in
+  memory: nothing of it ever reaches the disk.
+
+A declared ``Content-Length`` over the cap is a 413 before a byte of the body is
+read; a chunked body is counted and refused with a 413 the moment it passes the
+cap (RFC 9110, section 15.5.14).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from html import escape
+from typing import Any
+
+import django
+from django.conf import settings
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler
+from django.template.defaultfilters import filesizeformat
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
+
+# The paths whose body is a file to import; every other body is small.
+IMPORT_PATHS = ("/import_teams/", "/api/imports/teams/")
+# Room for the multipart envelope (boundaries, headers, form fields) around a
+# file that is exactly at the upload limit (as in teams/uploads.py).
+ENVELOPE_BYTES = 64 * 1024
+# An upload is kept in memory up to this size, then spooled to disk.
+UPLOAD_SPOOL_MEMORY_BYTES = 64 * 1024
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+def body_limit(path: str) -> int:
+    """The largest body, in bytes, that a request to ``path`` may send."""
+    if path in IMPORT_PATHS:
+        return int(settings.COLLECT_UPLOAD_MAX_BYTES) + ENVELOPE_BYTES
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return sys.maxsize if limit is None else int(limit)  # None: Django's "no limit"
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length`` header as a number, or None when absent or unreadable."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def too_large_message(path: str, limit: int) -> str:
+    """What a client that sent too much reads."""
+    if path in IMPORT_PATHS:
+        upload = int(settings.COLLECT_UPLOAD_MAX_BYTES)
+        return (
+            f"The file is too large: at most {filesizeformat(upload)} ({upload} bytes) can be "
+            "uploaded. Split it into smaller files and import them one after the other."
+        )
+    return (
+        f"The request is too large: at most {filesizeformat(limit)} ({limit} bytes) can be sent "
+        "here. To import a file, upload it on the import page."
+    )
+
+
+TOO_LARGE_PAGE = (
+    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Too large · Collect</title>'
+    '<h1>Too large</h1><p>{message}</p><p><a href="{path}">Back to the form</a></p>'
+    "</html>"
+)
+
+
+def wants_html(scope: Scope) -> bool:
+    """A browser (``Accept: text/html``, no token) gets a page; scripts get JSON."""
+    headers = dict(scope.get("headers", []))
+    accept = headers.get(b"accept", b"").decode("latin-1")
+    return "text/html" in accept and b"authorization" not in headers
+
+
+class _CountingReceive:
+    """Wraps ASGI ``receive``: counts body bytes and ends the request past the limit."""
+
+    def __init__(self, receive: Any, limit: int, spool_bytes: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.spool_bytes = spool_bytes
+        self.seen = 0
+        self.overflowed = False
+
+    async def __call__(self) -> Message:
+        message: Message = await self.receive()
+        if message["type"] == "http.request":
+            self.seen += len(message.get("body", b""))
+            if self.seen > self.limit:
+                # Django gives up reading on a disconnect, writing nothing more.
+                self.overflowed = True
+                return {"type": "http.disconnect"}
+        return message
+
+
+class BoundedASGIHandler(ASGIHandler):
+    """Django's ASGI handler with per-path body caps and an upload spooled to disk."""
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            # Nothing to start or stop; answering keeps the server from guessing.
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await super().__call__(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        limit = body_limit(path)
+        declared = declared_length(scope)
+        if declared is not None and declared > limit:
+            await self.refuse(scope, send, too_large_message(path, limit))
+            return
+        spool = UPLOAD_SPOOL_MEMORY_BYTES if path in IMPORT_PATHS else limit
+        counted = _CountingReceive(receive, limit, spool)
+        await super().handle(scope, counted, send)
+        if counted.overflowed:
+            await self.refuse(scope, send, too_large_message(path, limit))
+
+    async def read_body(self, receive: Any) -> Any:
+        """The body as a file: in memory up to ``receive.spool_bytes``, then on disk."""
+        spool = getattr(receive, "spool_bytes", UPLOAD_SPOOL_MEMORY_BYTES)
+        body_file = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (Django closes it)
+            max_size=spool, mode="w+b", dir=settings.FILE_UPLOAD_TEMP_DIR
+        )
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            if "body" in message:
+                body_file.write(message["body"])
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
+    async def refuse(self, scope: Scope, send: Any, message: str) -> None:
+        """Answer 413 (a page for a browser, JSON otherwise) and close the connection."""
+        if wants_html(scope):
+            path = escape(scope.get("path", "/"))
+            body = TOO_LARGE_PAGE.format(message=escape(message), path=path).encode()
+            content_type = b"text/html; charset=utf-8"
+        else:
+            body = json.dumps({"detail": message}, ensure_ascii=False).encode()
+            content_type = b"application/json; charset=utf-8"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def get_asgi_application() -> BoundedASGIHandler:
+    """Set Django up and return the handler (as ``django.core.asgi.get_asgi_application``)."""
+    django.setup(set_prefix=False)
+    return BoundedASGIHandler()
+
+
+application = get_asgi_application()

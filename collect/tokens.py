@@ -1,0 +1,69 @@
+"""API tokens for scripts: hashed at rest, expiring, revoked by a password change.
+
+django-rest-knox keeps only a SHA-512 digest of each token (and its first 15
+characters to find it), with an expiry (``COLLECT_API_TOKEN_DAYS``); the token
+itself is shown once, when it is made. Clients send it as before:
+``Authorization: Token <token>`` (RFC 6750's bearer usage with DRF's scheme name).
+Why knox rather than DRF's own tokens: DRF stores the key in clear and never
+expires it; knox does both, and is the maintained library for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
+from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.models import AuthToken
+from rest_framework import exceptions
+
+INVALID = "Invalid token."
+
+
+class TokenAuthentication(KnoxTokenAuthentication):
+    """knox's authentication, also refusing (401, not 500) a token that is not plain text."""
+
+    def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
+        try:
+            token.decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(INVALID) from None
+        if b"\x00" in token:
+            # Never looked up: PostgreSQL refuses NUL in a query.
+            raise exceptions.AuthenticationFailed(INVALID)
+        return super().authenticate_credentials(token)
+
+
+class TokenScheme(KnoxTokenScheme):
+    """How the OpenAPI schema (``/api/schema/``) describes this authentication."""
+
+    target_class = "collect.tokens.TokenAuthentication"
+    name = "tokenAuth"
+
+
+def token_create(*, user: AbstractBaseUser) -> tuple[str, dt.datetime | None]:
+    """Make a new API token for ``user``: (the token, shown only now; when it expires, UTC)."""
+    instance, token = AuthToken.objects.create(user=user)
+    return token, instance.expiry
+
+
+class RevokeTokensOnPasswordChange:
+    """Deletes a user's API tokens when their password changes.
+
+    Listed in ``AUTH_PASSWORD_VALIDATORS`` for Django's ``password_changed`` hook,
+    which every way of changing a password goes through (the password change
+    and reset pages, the admin, ``changepassword``, ``set_password`` + ``save``).
+    It validates nothing.
+    """
+
+    def validate(self, password: str, user: Any = None) -> None:
+        return None
+
+    def password_changed(self, password: str, user: Any = None) -> None:
+        if user is not None and user.pk is not None:
+            AuthToken.objects.filter(user=user).delete()
+
+    def get_help_text(self) -> str:
+        return ""

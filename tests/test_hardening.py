@@ -1,0 +1,185 @@
+"""Hardening rules: JSON bodies, weak production keys, headers, tokens and the admin."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.conftest import make_token
+from tests.workers import ROOT
+
+NOT_AN_OBJECT = (
+    'The request body must be a JSON object with named fields, such as {{"email": '
+    '"you@example.com"}}; this one is {kind}.'
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [("[1,2]", "an array"), ('"x"', "a string"), ("7", "a number"), ("null", "null")],
+)
+@pytest.mark.parametrize("path", ["/api/exports/responses/", "/export_data/", "/import_teams/"])
+def test_a_json_body_that_is_not_an_object_is_a_400_that_says_so(
+    api: APIClient, path: str, body: str, kind: str
+) -> None:
+    response = api.post(path, body, content_type="application/json")
+    if path == "/import_teams/":
+        # The import takes a file, never JSON.
+        assert response.status_code == 415
+        return
+    assert response.status_code == 400
+    assert response.json() == {"detail": NOT_AN_OBJECT.format(kind=kind)}
+
+
+@pytest.mark.django_db
+def test_pages_carry_a_csp_a_referrer_policy_and_a_permissions_policy(client: Client) -> None:
+    response = client.get("/accounts/login/")
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response["Referrer-Policy"] == "same-origin"
+    assert "camera=()" in response["Permissions-Policy"]
+    assert "geolocation=()" in response["Permissions-Policy"]
+
+
+@pytest.mark.django_db
+def test_the_admin_never_accepts_a_token(staff_user: User) -> None:
+    staff_user.is_superuser = True
+    staff_user.save()
+    key = make_token(staff_user)
+    client = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+    # Without a session there is no CSRF exemption either: a forged POST is refused.
+    csrf = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Token {key}")
+    assert csrf.post("/admin/auth/user/add/", {"username": "mallory"}).status_code == 403
+    assert not User.objects.filter(username="mallory").exists()
+    # The token still works where scripts need it.
+    assert client.get("/tasks/").status_code == 200
+
+
+def _check(**env: str) -> subprocess.CompletedProcess[str]:
+    unset = {"SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE"}
+    base = {k: v for k, v in os.environ.items() if k not in unset}
+    return subprocess.run(
+        [sys.executable, "-m", "collect", "check"],
+        cwd=ROOT,
+        env={**base, "COLLECT_PRODUCTION": "true", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+WELL_KNOWN = "SECRET_KEY is a well-known value: anyone could forge sessions and download links."
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("changeme", WELL_KNOWN),
+        ("django-insecure-" + "q" * 50, WELL_KNOWN),
+        ("build-only-not-secret", WELL_KNOWN),
+        ("x" * 49, "SECRET_KEY is too short (49 characters): production needs at least 50"),
+    ],
+)
+def test_production_refuses_a_weak_secret_key(tmp_path: Path, key: str, message: str) -> None:
+    done = _check(SECRET_KEY=key, COLLECT_DATA_DIR=str(tmp_path))
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr
+    assert message in done.stderr
+
+
+def test_production_accepts_a_long_random_key(tmp_path: Path) -> None:
+    done = _check(SECRET_KEY="k3y-" + "Zq9" * 20, COLLECT_DATA_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+
+
+# --- API tokens -------------------------------------------------------------------
+
+
+def _tasks(key: str) -> tuple[int, dict[str, object]]:
+    response = APIClient().get("/api/tasks/", HTTP_AUTHORIZATION=f"Token {key}")
+    return response.status_code, response.json()
+
+
+@pytest.mark.django_db
+def test_drf_create_token_prints_a_token_that_is_stored_only_hashed(user: User) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from knox.models import AuthToken
+
+    out, err = StringIO(), StringIO()
+    call_command("drf_create_token", "alice", stdout=out, stderr=err)
+    words = out.getvalue().split()
+    assert words[:2] == ["Generated", "token"] and words[3:] == ["for", "user", "alice"]
+    key = words[2]
+    assert "It works until" in err.getvalue()
+    assert _tasks(key)[0] == 200
+    (row,) = AuthToken.objects.filter(user=user).values()
+    assert key not in {str(value) for value in row.values()}  # only a digest and a prefix
+    assert row["expiry"] is not None
+
+
+@pytest.mark.django_db
+def test_an_expired_token_is_refused(user: User) -> None:
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    key = make_token(user)
+    AuthToken.objects.filter(user=user).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+    assert _tasks(key) == (401, {"detail": "Invalid token."})
+
+
+@pytest.mark.django_db
+def test_a_password_change_revokes_the_tokens(user: User) -> None:
+    key = make_token(user)
+    client = Client()
+    client.force_login(user)
+    response = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "alice-password",
+            "new_password1": "a new long passphrase",
+            "new_password2": "a new long passphrase",
+        },
+    )
+    assert response.status_code == 302
+    assert _tasks(key) == (401, {"detail": "Invalid token."})
+    assert _tasks(make_token(user))[0] == 200  # a new one works
+
+
+@pytest.mark.django_db
+def test_a_token_that_is_not_text_is_a_401(user: User) -> None:
+    response = APIClient().get("/api/tasks/", HTTP_AUTHORIZATION="Token \xff\xfe")
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_api_is_throttled_per_user(
+    user: User, other_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.cache import cache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    # The rates are read once, from COLLECT_API_USER_RATE / COLLECT_API_ANON_RATE.
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/minute", "anon": None})
+    cache.clear()
+    key = make_token(user)
+    assert [_tasks(key)[0] for _ in range(3)] == [200, 200, 200]
+    status, body = _tasks(key)
+    assert status == 429
+    assert str(body["detail"]).startswith("Request was throttled. Expected available in")
+    assert _tasks(make_token(other_user))[0] == 200  # each user has their own budget
