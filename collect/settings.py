@@ -339,6 +339,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes announces itself at every start of every command; its
+        # warnings (lockouts) still show.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 
