@@ -7,7 +7,7 @@ from django.core import signing
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -21,7 +21,12 @@ from jobs.services import jobs_visible_to
 from jobs.web import PageOrJsonView
 from responses import mail
 from responses.forms import ExportForm
-from responses.services import responses_export_start
+from responses.services import (
+    SendAgainRefused,
+    responses_export_send_again,
+    responses_export_start,
+)
+from responses.writers import CHOICES
 
 LINK_EXPIRED = (
     "This download link has expired. Download the file from the export's job page, "
@@ -31,6 +36,8 @@ LINK_INVALID = (
     "This download link is not valid: it was changed or cut short. "
     "Open the link exactly as it is in the e-mail."
 )
+
+FIELDS = ("email", "from", "to", "format")
 
 ExportRequestSerializer = inline_serializer(
     "ExportRequest",
@@ -43,6 +50,9 @@ ExportRequestSerializer = inline_serializer(
         "to": serializers.CharField(
             required=False, allow_null=True, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"
         ),
+        "format": serializers.ChoiceField(
+            choices=CHOICES, required=False, help_text="The file's format; default csv."
+        ),
     },
 )
 
@@ -53,7 +63,7 @@ class ExportView(PageOrJsonView):
     schema: ViewInspector | None = None  # a page: the API has POST /api/exports/responses/
 
     def get(self, request: Request) -> HttpResponse:
-        initial = {name: request.query_params.get(name, "") for name in ("email", "from", "to")}
+        initial = {name: request.query_params.get(name, "") for name in FIELDS}
         return self.page(request, ExportForm(initial=initial))
 
     def page(self, request: Request, form: ExportForm, status: int = 200) -> HttpResponse:
@@ -69,7 +79,7 @@ class ExportView(PageOrJsonView):
     )
     def post(self, request: Request) -> HttpResponse:
         data = request.data
-        form = ExportForm({name: data.get(name) for name in ("email", "from", "to")})
+        form = ExportForm({name: data.get(name) for name in FIELDS})
         if not form.is_valid():
             if self.json(request):
                 return Response(form.error_dict(), status=status.HTTP_400_BAD_REQUEST)
@@ -80,6 +90,7 @@ class ExportView(PageOrJsonView):
             date_to=form.cleaned_data["date_to"],
             by=request.user,
             site_url=request.build_absolute_uri("/"),
+            format=form.cleaned_data["format"],
         )
         if self.json(request):
             return Response(accepted(job, request), status=status.HTTP_202_ACCEPTED)
@@ -120,3 +131,15 @@ def download(request: HttpRequest, token: str) -> HttpResponseBase:
     except FileNotFoundError:
         raise Http404("The export file is gone; start the export again.") from None
     return FileResponse(fh, as_attachment=True, filename=name.rsplit("/", 1)[-1])
+
+
+@login_required
+@require_POST
+def send_again(request: HttpRequest, task_id: str) -> HttpResponseBase:
+    """Mail a finished export again (the "Send again" button on its job page)."""
+    job = get_object_or_404(jobs_visible_to(request.user), id=task_id)
+    try:
+        responses_export_send_again(job=job, by=request.user)
+    except SendAgainRefused as refused:
+        return _refused(request, str(refused), 409)
+    return redirect(job.get_absolute_url())

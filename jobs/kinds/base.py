@@ -66,6 +66,8 @@ class JobKind:
 
     name: ClassVar[str]
     verbose_name: ClassVar[str] = ""
+    # A template the job page includes under the progress (with ``job``), e.g. a delivery note.
+    detail_template: ClassVar[str] = ""
 
     def prepare(self, ctx: RunContext) -> int | None:
         """Validate and count, before anything is written; return the total or None.

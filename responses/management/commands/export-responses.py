@@ -1,4 +1,4 @@
-"""``collect export-responses --email … [--from …] [--to …] [--wait] [--user NAME]``."""
+"""``collect export-responses --email … [--from …] [--to …] [--format F] [--wait] [--user U]``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.cli import describe, follow, job_owner
 from jobs.models import State
+from responses import mail
 from responses.forms import ExportForm
 from responses.services import responses_export_start
+from responses.writers import CHOICES, DEFAULT
 
 
 class Command(BaseCommand):
-    help = "Export the form responses in a date range to CSV and e-mail them (a background job)."
+    help = "Export the form responses in a date range to a file and e-mail it (a background job)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--email", required=True, help="Where the CSV (or its link) is sent.")
@@ -22,6 +24,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--to", dest="date_to", default="", help="Inclusive; YYYY-MM-DD[ HH:MM]."
+        )
+        parser.add_argument(
+            "--format",
+            default=DEFAULT,
+            choices=[name for name, _ in CHOICES],
+            help="csv (for Excel, the default), csv_raw, xlsx or geojson.",
         )
         parser.add_argument("--wait", action="store_true", help="Show progress until it ends.")
         parser.add_argument(
@@ -36,9 +44,10 @@ class Command(BaseCommand):
         date_to: str,
         wait: bool,
         user: str,
+        format: str,
         **opts: Any,
     ) -> None:
-        form = ExportForm({"email": email, "from": date_from, "to": date_to})
+        form = ExportForm({"email": email, "from": date_from, "to": date_to, "format": format})
         if not form.is_valid():
             lines = [
                 f"--{field}: {msg}" for field, msgs in form.error_dict().items() for msg in msgs
@@ -49,12 +58,15 @@ class Command(BaseCommand):
             date_from=form.cleaned_data["date_from"],
             date_to=form.cleaned_data["date_to"],
             by=job_owner(user),
+            format=form.cleaned_data["format"],
         )
         self.stdout.write(f"Export queued: task id {job.id}")
         if not wait:
             return
         job = follow(job)
         self.stdout.write(f"{job.id}: {job.state} ({job.processed} rows)")
+        if job.state == State.SUCCEEDED and job.result:
+            self.stdout.write(mail.delivery_text(job.result))
         if job.error:
             self.stderr.write(job.error)
         if job.state != State.SUCCEEDED:
