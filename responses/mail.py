@@ -15,6 +15,8 @@ import smtplib
 import time
 import zipfile
 from collections.abc import Callable
+from email import encoders
+from email.mime.base import MIMEBase
 from typing import Any
 
 from django.conf import settings
@@ -89,6 +91,19 @@ def attachment(name: str, size: int, media_type: str) -> tuple[str, bytes, str] 
     except _Full:
         return None
     return filename + ".zip", packed.getvalue(), "application/zip"
+
+
+def _exact_part(filename: str, content: bytes, media_type: str) -> MIMEBase:
+    """An attachment in base64 whatever its type, so the mail keeps every byte.
+
+    A text part would have its line ends rewritten on the way (a bare CR in a
+    quoted CSV cell arrives as CRLF).
+    """
+    part = MIMEBase(*media_type.split("/", 1))
+    part.set_payload(content)
+    encoders.encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
 
 
 def _fenced(ctx: RunContext) -> Any:
@@ -167,7 +182,7 @@ def send(job: Job, heartbeat: Callable[[], None] = lambda: None) -> tuple[dict[s
         to=[job.param("email")],
     )
     if attached is not None:
-        message.attach(*attached)
+        message.attach(_exact_part(*attached))
     reason = _send(job, message, heartbeat)
     result["email_sent"] = not reason
     result["sent_at"] = None if reason else timezone.now().isoformat()
