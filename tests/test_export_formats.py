@@ -17,10 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 import openpyxl
-from openpyxl.utils.escape import unescape
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
+from openpyxl.utils.escape import unescape
 
 from jobs import services
 from jobs.models import Job
