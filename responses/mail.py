@@ -80,11 +80,14 @@ def attachment(name: str, size: int, media_type: str) -> tuple[str, bytes, str] 
         with default_storage.open(name, "rb") as src:
             return filename, src.read(), media_type
     packed = _CappedBuffer(limit)
+    # A fixed date: the same file zips to the same bytes.
+    entry = zipfile.ZipInfo(filename, date_time=(1980, 1, 1, 0, 0, 0))
+    entry.compress_type = zipfile.ZIP_DEFLATED
     try:
         with (
             default_storage.open(name, "rb") as src,
-            zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive,
-            archive.open(zipfile.ZipInfo(filename, date_time=(1980, 1, 1, 0, 0, 0)), "w") as dst,
+            zipfile.ZipFile(packed, "w") as archive,
+            archive.open(entry, "w") as dst,
         ):
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
@@ -219,8 +222,10 @@ def delivery_text(result: dict[str, Any]) -> str:
     when = timezone.localtime(dt.datetime.fromisoformat(result["sent_at"]))
     sent = f"Sent to {email} on {when:%Y-%m-%d %H:%M %Z}"
     if result.get("delivery") == "attachment":
+        if result["attachment_bytes"] == result["bytes"]:
+            return f"{sent}, attached as {result['attachment']} ({result['bytes']:,} bytes)."
         return (
-            f"{sent}, attached as {result['attachment']} "
+            f"{sent}, attached zipped as {result['attachment']} "
             f"({result['attachment_bytes']:,} bytes; the file is {result['bytes']:,} bytes)."
         )
     expires = timezone.localtime(dt.datetime.fromisoformat(result["link_expires_at"]))

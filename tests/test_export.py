@@ -47,7 +47,7 @@ def test_it_mails_exactly_the_rows_of_one_year(make_worker, smtp, inbox, user, o
     for ts in (YEAR_FROM - second, YEAR_FROM, YEAR_TO, YEAR_TO + second):
         FormResponse.objects.create(timestamp=ts, **edge, **pos)
     make_worker(
-        env=smtp.env(COLLECT_EXPORT_BATCH_ROWS="2000", COLLECT_EXPORT_ATTACH_MAX_BYTES="1000000")
+        env=smtp.env(COLLECT_EXPORT_BATCH_ROWS="2000", COLLECT_EXPORT_ATTACH_MAX_BYTES="2000000")
     )
     job = start(user)
     wait_state(job, "succeeded", timeout=120)
