@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import errno
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -197,16 +198,15 @@ class ResponseExport(JobKind):
             os.fsync(fh.fileno())
 
     def discard(self, job: Job) -> None:
-        name = job.param("file")
-        with contextlib.suppress(JobFailed):
-            for path in {part_path(job), local_path(name), local_path(name) + ".tmp"}:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
+        name = job.param("file") or ""
         if name and default_storage.exists(name):
             default_storage.delete(name)
-        # The job's own folder; it stays if not empty, already gone, or not local.
-        with contextlib.suppress(OSError, JobFailed):
-            os.rmdir(os.path.dirname(local_path(name)))
+        # The job's own folder (exports/<uuid>/), with any part or work files a writer left;
+        # never anything above it.
+        folder, _, _ = name.rpartition("/")
+        if folder.startswith("exports/") and "/" not in folder[len("exports/") :]:
+            with contextlib.suppress(JobFailed):
+                shutil.rmtree(local_path(folder), ignore_errors=True)
 
     def finish(self, ctx: RunContext) -> dict[str, Any]:
         job = Job.objects.get(id=ctx.job.id)

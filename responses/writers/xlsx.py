@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -72,15 +73,18 @@ class XlsxWriter(Writer):
     def finish(self, part: str, final: str, size: int, heartbeat: Callable[[], None]) -> None:
         if not os.path.exists(part) and os.path.exists(final):
             return  # made by a run that stopped before it could say so
-        temporary = final + ".tmp"
-        workbook = xlsxwriter.Workbook(
-            temporary, {"constant_memory": True, "tmpdir": os.path.dirname(final)}
-        )
+        # XlsxWriter's row files and the workbook being written, removed whatever happens
+        # (a pause or stop during this step leaves nothing half-made behind).
+        work = final + ".work"
+        os.makedirs(work, exist_ok=True)
         try:
+            temporary = os.path.join(work, os.path.basename(final))
+            workbook = xlsxwriter.Workbook(temporary, {"constant_memory": True, "tmpdir": work})
             self._fill(workbook, part, size, heartbeat)
-        finally:
             workbook.close()
-        os.replace(temporary, final)
+            os.replace(temporary, final)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         os.remove(part)
 
     def _fill(self, workbook: Any, part: str, size: int, heartbeat: Callable[[], None]) -> None:
@@ -113,7 +117,7 @@ class XlsxWriter(Writer):
                 sheet.write_number(row, 8, float(Decimal(lat)))
                 sheet.write_number(row, 9, float(Decimal(lon)))
                 row += 1
-                if n % 20_000 == 0:
+                if n % 5_000 == 0:
                     heartbeat()
         if sheet is None:  # no rows, and no part lines either: still a header
             sheet = workbook.add_worksheet("responses")
