@@ -145,7 +145,7 @@ def read_xlsx(data: bytes) -> list[dict[str, Any]]:
     sheet = book["responses"]
     assert sheet.freeze_panes == "A2"
     rows = list(sheet.iter_rows(values_only=True))
-    assert list(rows[0]) == HEADER
+    assert list(rows[0]) == [name.replace("timestamp", "timestamp (UTC)") for name in HEADER]
     out = []
 
     def text(value: str | None) -> str | None:

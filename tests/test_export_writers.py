@@ -66,7 +66,7 @@ def test_an_interrupted_assembly_leaves_the_part_and_is_redone_exactly(tmp_path:
     writer_for("xlsx").finish(part, final, size, lambda: None)
     assert sorted(os.listdir(tmp_path)) == ["responses.xlsx"]
     (sheet,) = rows_of(final).values()
-    assert sheet[0] == tuple(csvrows.HEADER)
+    assert sheet[0] == tuple(n.replace("timestamp", "timestamp (UTC)") for n in csvrows.HEADER)
     assert len(sheet) == 6_001
     assert sheet[1] == (
         1,

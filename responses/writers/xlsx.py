@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import xlsxwriter
+from django.utils import timezone
 
 from responses import csvrows
 from responses.csvrows import Record
@@ -46,6 +47,7 @@ def excel_time(iso: str) -> dt.datetime:
 class XlsxWriter(Writer):
     """Numbers as numbers, timestamps as date-times in the export's zone, booleans as booleans.
 
+    The timestamp column's header names the zone (``timestamp (Africa/Nairobi)``).
     Every other value is a text cell (never a formula), so nothing is
     neutralised or quoted.
     """
@@ -89,6 +91,11 @@ class XlsxWriter(Writer):
 
     def _fill(self, workbook: Any, part: str, size: int, heartbeat: Callable[[], None]) -> None:
         bold = workbook.add_format({"bold": True})
+        # A cell holds no zone, so the header names it.
+        header = [
+            f"timestamp ({timezone.get_current_timezone_name()})" if name == "timestamp" else name
+            for name in csvrows.HEADER
+        ]
         when = workbook.add_format({"num_format": TIMESTAMP_FORMAT})
         sheet, row = None, SHEET_ROWS
         with open(part, "rb") as fh:
@@ -97,7 +104,7 @@ class XlsxWriter(Writer):
                     count = len(workbook.worksheets())
                     title = f"responses {count + 1}" if count else "responses"
                     sheet = workbook.add_worksheet(title)
-                    sheet.write_row(0, 0, csvrows.HEADER, bold)
+                    sheet.write_row(0, 0, header, bold)
                     sheet.freeze_panes(1, 0)
                     for col, width in enumerate(WIDTHS):
                         sheet.set_column(col, col, width)
@@ -121,7 +128,7 @@ class XlsxWriter(Writer):
                     heartbeat()
         if sheet is None:  # no rows, and no part lines either: still a header
             sheet = workbook.add_worksheet("responses")
-            sheet.write_row(0, 0, csvrows.HEADER, bold)
+            sheet.write_row(0, 0, header, bold)
             sheet.freeze_panes(1, 0)
 
 
