@@ -7,7 +7,7 @@ from django.core import signing
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -133,13 +133,45 @@ def download(request: HttpRequest, token: str) -> HttpResponseBase:
     return FileResponse(fh, as_attachment=True, filename=name.rsplit("/", 1)[-1])
 
 
-@login_required
-@require_POST
-def send_again(request: HttpRequest, task_id: str) -> HttpResponseBase:
-    """Mail a finished export again (the "Send again" button on its job page)."""
-    job = get_object_or_404(jobs_visible_to(request.user), id=task_id)
-    try:
-        responses_export_send_again(job=job, by=request.user)
-    except SendAgainRefused as refused:
-        return _refused(request, str(refused), 409)
-    return redirect(job.get_absolute_url())
+class SendAgainView(PageOrJsonView):
+    """``POST``: mail a finished export again (the job page's "Send again" button, or the API).
+
+    A browser goes back to the job page; a JSON client gets the new ``result``.
+    Another user's job is a 404; an export that is not finished or whose file
+    is gone is a 409 with ``detail`` (and ``state``).
+    """
+
+    schema: ViewInspector | None = None
+    http_method_names = ["post", "options"]
+
+    def post(self, request: Request, task_id: str) -> HttpResponseBase:
+        job = get_object_or_404(jobs_visible_to(request.user), id=task_id)
+        try:
+            result = responses_export_send_again(job=job, by=request.user)
+        except SendAgainRefused as refused:
+            if self.json(request):
+                return Response({"detail": str(refused), "state": job.state}, status=409)
+            return _refused(request._request, str(refused), 409)
+        if self.json(request):
+            return Response(result)
+        return redirect(job.get_absolute_url())
+
+
+class SendAgainApiView(SendAgainView):
+    """``POST /api/exports/responses/<task_id>/send-again/`` (JSON answers only)."""
+
+    schema = AutoSchema()
+
+    def json(self, request: Request) -> bool:
+        return True
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(description="The export's new result (where it went)."),
+            404: OpenApiResponse(description="No such export of yours."),
+            409: OpenApiResponse(description="Not finished, or its file is no longer kept."),
+        },
+    )
+    def post(self, request: Request, task_id: str) -> HttpResponseBase:
+        return super().post(request, task_id)

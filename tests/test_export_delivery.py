@@ -44,7 +44,7 @@ def web_mail(settings: Any, smtp: Any) -> None:
 
 
 def test_it_says_where_the_export_went_and_sends_it_again(  # type: ignore[no-untyped-def]
-    make_worker, smtp, inbox, user, other_user, web_mail
+    make_worker, smtp, inbox, user, other_user, web_mail, api
 ):
     create_responses(50, start=START, end=END, seed=21)
     make_worker(env=smtp.env())
@@ -59,8 +59,8 @@ def test_it_says_where_the_export_went_and_sends_it_again(  # type: ignore[no-un
     page = owner.get(job.get_absolute_url()).content.decode()
     assert escape(words) in page
     assert "Send again to alice@example.com" in page
-    api = owner.get(f"/api/tasks/{job.id}/", HTTP_ACCEPT="application/json").json()
-    assert api["result"] == job.result
+    api_view = owner.get(f"/api/tasks/{job.id}/", HTTP_ACCEPT="application/json").json()
+    assert api_view["result"] == job.result
 
     # Another user cannot send it; the owner can, and the same file arrives again.
     stranger = Client()
@@ -74,7 +74,15 @@ def test_it_says_where_the_export_went_and_sends_it_again(  # type: ignore[no-un
     (a,), (b,) = list(first.iter_attachments()), list(second.iter_attachments())
     assert a.get_payload(decode=True) == b.get_payload(decode=True)
     job.refresh_from_db()
-    assert job.result["sent_at"] > api["result"]["sent_at"]
+    assert job.result["sent_at"] > api_view["result"]["sent_at"]
+
+    # A script does the same through the API and gets the new result.
+    inbox.clear()
+    by_api = api.post(f"/api/exports/responses/{job.id}/send-again/")
+    assert by_api.status_code == 200
+    job.refresh_from_db()
+    assert by_api.json() == job.result and job.result["email_sent"] is True
+    one_mail(inbox)
 
     # Once the file is gone there is nothing to send.
     default_storage.delete(job.result_file)
@@ -86,13 +94,15 @@ def test_it_says_where_the_export_went_and_sends_it_again(  # type: ignore[no-un
     )
 
 
-def test_it_refuses_to_send_an_export_that_is_not_finished(browser_client, user):  # type: ignore[no-untyped-def]
+def test_it_refuses_to_send_an_export_that_is_not_finished(browser_client, api, user):  # type: ignore[no-untyped-def]
     job = start(user, None, None)
+    refusal = "Only a finished export can be sent again; this job is queued."
     answer = browser_client.post(f"/export_data/{job.id}/send-again")
     assert answer.status_code == 409
-    assert (
-        "Only a finished export can be sent again; this job is queued." in answer.content.decode()
-    )
+    assert refusal in answer.content.decode()
+    by_api = api.post(f"/api/exports/responses/{job.id}/send-again/")
+    assert by_api.status_code == 409
+    assert by_api.json() == {"detail": refusal, "state": "queued"}
 
 
 def test_the_cli_says_where_the_export_went(make_worker, smtp, inbox, user):  # type: ignore[no-untyped-def]
