@@ -86,6 +86,7 @@ OPERATIONS = [
     ("POST", "/api/tasks/{id}/stop/"),
     ("POST", "/api/imports/teams/"),
     ("POST", "/api/exports/responses/"),
+    ("POST", "/api/exports/responses/{task_id}/send-again/"),
 ]
 
 
