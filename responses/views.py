@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.files.storage import default_storage
@@ -11,6 +13,7 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.schemas.inspectors import ViewInspector
@@ -57,10 +60,20 @@ ExportRequestSerializer = inline_serializer(
 )
 
 
+class _FormatIsAField(DefaultContentNegotiation):
+    """``?format=`` is the export's file format here, not DRF's choice of renderer (JSON only)."""
+
+    def select_renderer(
+        self, request: Request, renderers: Any, format_suffix: str | None = None
+    ) -> Any:
+        return super().select_renderer(request, renderers, format_suffix or "json")
+
+
 class ExportView(PageOrJsonView):
     """``GET`` shows the form prefilled from the query string; ``POST`` starts the export."""
 
     schema: ViewInspector | None = None  # a page: the API has POST /api/exports/responses/
+    content_negotiation_class = _FormatIsAField
 
     def get(self, request: Request) -> HttpResponse:
         initial = {name: request.query_params.get(name, "") for name in FIELDS}

@@ -168,3 +168,15 @@ def test_a_range_given_to_the_minute_covers_the_whole_minute(browser_client):  #
     )
     got = sorted(in_range(job).values_list("name_of_respondent", flat=True))
     assert got == sorted(["first", "23:59:00", "23:59:30", "last"])
+
+
+def test_the_page_offers_every_format(browser_client):  # type: ignore[no-untyped-def]
+    html = browser_client.get("/export_data/", {"email": "a@example.com", "format": "xlsx"})
+    text = html.content.decode()
+    assert '<option value="csv">CSV for Excel (UTF-8 with BOM)</option>' in text
+    assert (
+        '<option value="csv_raw">CSV for programs (RFC 4180, values exactly as stored)</option>'
+        in text
+    )
+    assert '<option value="xlsx" selected>Excel workbook (XLSX)</option>' in text
+    assert '<option value="geojson">GeoJSON (points for a map)</option>' in text
