@@ -1,9 +1,11 @@
-"""Export benchmark: rows/s of a whole-table export next to the database's own dump.
+"""Export benchmark: rows/s of a whole-table export in each format, next to the database's dump.
 
     python bench/bench_export.py [ROWS ...]        e.g. 200000 1000000
+    BENCH_EXPORT_FORMATS=csv,xlsx python bench/bench_export.py 100000
 
 For each size: fill ``FormResponse`` with that many fake rows, export them all
-with a real worker (concurrency 1, e-mail to files), then dump the same rows
+in each format (BENCH_EXPORT_FORMATS, default all four) with a fresh real
+worker each (concurrency 1, e-mail to files), then dump the same rows
 with the database's own tool in the same run (SQLite: Python's sqlite3 + csv;
 MariaDB/MySQL: ``mariadb --batch``; PostgreSQL: ``psql \\copy … TO STDOUT``).
 The worker's peak RSS should stay flat as the size grows. Uses DATABASE_URL /
@@ -77,14 +79,16 @@ def native_dump(out: str) -> tuple[str, float]:
     return how, time.monotonic() - t
 
 
-def export(user: Any, worker: WorkerProcess) -> tuple[float, int]:
+def export(user: Any, worker: WorkerProcess, fmt: str) -> tuple[float, int]:
     from django.core.files.storage import default_storage
 
     from responses.services import responses_export_start
 
     worker.reset_peak()
     t = time.monotonic()
-    job = responses_export_start(email="bench@example.com", date_from=None, date_to=None, by=user)
+    job = responses_export_start(
+        email="bench@example.com", date_from=None, date_to=None, by=user, format=fmt
+    )
     wait_state(job, {"succeeded", "failed", "stopped"}, interval=0.05)
     took = time.monotonic() - t
     if job.state != "succeeded":
@@ -98,53 +102,46 @@ def main(sizes: list[int]) -> None:
     setup_django()
     from django.conf import settings
 
+    from responses.writers import WRITERS
+
+    formats = os.environ.get("BENCH_EXPORT_FORMATS", ",".join(WRITERS)).split(",")
     user = bench_user()
     rows = []
     for n in sizes:
         fill = refill(n)
-        # A fresh worker per size, so each peak RSS is its own.
-        worker = WorkerProcess(concurrency=1, env={"EMAIL_HOST": ""})
-        try:
-            took, size = export(user, worker)
-            peak = worker.peak_rss
-        finally:
-            worker.stop()
         out = os.path.join(settings.DATA_DIR, "bench-native-dump.csv")
         how, native = native_dump(out)
         native_size = os.path.getsize(out)
         os.remove(out)
         rows.append(
-            [
-                f"{n:,}",
-                f"{n / fill:,.0f}",
-                f"{n / took:,.0f}",
-                f"{took:.1f}",
-                f"{size / 2**20:.0f}",
-                f"{peak / 2**20:.0f}",
-                f"{n / native:,.0f}",
-                f"{native:.1f}",
-                f"{native_size / 2**20:.0f}",
-                how,
-            ]
+            [f"{n:,}", how, f"{n / native:,.0f}", f"{native:.1f}", f"{native_size / 2**20:.0f}", ""]
         )
-        print(f"done {n}: export {took:.1f}s, native {native:.1f}s", file=sys.stderr, flush=True)
+        for fmt in formats:
+            # A fresh worker per size and format, so each peak RSS is its own.
+            worker = WorkerProcess(concurrency=1, env={"EMAIL_HOST": ""})
+            try:
+                took, size = export(user, worker, fmt)
+                peak = worker.peak_rss
+            finally:
+                worker.stop()
+            rows.append(
+                [
+                    f"{n:,}",
+                    fmt,
+                    f"{n / took:,.0f}",
+                    f"{took:.1f}",
+                    f"{size / 2**20:.0f}",
+                    f"{peak / 2**20:.0f}",
+                ]
+            )
+            print(f"done {n} {fmt}: {took:.1f}s", file=sys.stderr, flush=True)
+        print(f"done {n}: fill {n / fill:,.0f} rows/s", file=sys.stderr, flush=True)
     shutil.rmtree(os.path.join(settings.MEDIA_ROOT, "exports"), ignore_errors=True)
     print(
         table(
             f"Export form responses ({database_label()}, "
             f"batch {settings.COLLECT_EXPORT_BATCH_ROWS})",
-            [
-                "rows",
-                "fake rows/s",
-                "export rows/s",
-                "export s",
-                "CSV MiB",
-                "worker peak RSS MiB",
-                "native rows/s",
-                "native s",
-                "native MiB",
-                "native tool",
-            ],
+            ["rows", "format (or native tool)", "rows/s", "s", "file MiB", "worker peak RSS MiB"],
             rows,
         )
     )

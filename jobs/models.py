@@ -133,6 +133,7 @@ class AuditAction(models.TextChoices):
     RESUME = "resume", "asked to resume"
     STOP = "stop", "asked to stop"
     DOWNLOAD = "download", "downloaded"
+    SEND_AGAIN = "send_again", "sent again"
     REFUSED = "refused", "was refused"
     LOGIN_FAILED = "login_failed", "failed to log in"
 

@@ -1,19 +1,19 @@
-"""How a form response becomes a CSV line.
+"""How a form response becomes cells: the columns, the one timestamp format, formula rules.
 
-Spreadsheets run a cell that starts with ``=``, ``+``, ``-`` or ``@`` (and,
-in some, tab or carriage return) as a formula: a respondent's name like
-``=HYPERLINK(...)`` would run on the reader's machine. Such text cells get a
-leading single quote (OWASP's advice), which spreadsheets show as text. Only
-text columns are touched: numbers (id, latitude, longitude) are written as
-numbers, so a negative latitude stays ``-33.868820``.
+A spreadsheet runs a cell as a formula when its text (after any leading
+blanks, which some spreadsheets drop) starts with ``=`` or ``@``, or with
+``+`` or ``-`` followed by something that is not a plain number (OWASP, "CSV
+Injection"). Only such cells are changed, by a leading single quote, which
+spreadsheets show as text. Everything else is written as stored: numbers, and
+number-like text such as ``+254712345678``, ``-``, ``-0.5`` or
+``(020) 555 0101``, which a spreadsheet reads as a number or as text but never
+runs. Quoting is a separate matter (see ``excel_cell``).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import Iterable
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ HEADER = [
     "record_latitude",
     "record_longitude",
 ]
-# The model fields read for each row, in the order ``line`` expects them.
+# The model fields read for each row, in the order ``record`` expects them.
 FIELDS = [
     "id",
     "timestamp",
@@ -42,40 +42,53 @@ FIELDS = [
     "record_latitude",
     "record_longitude",
 ]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# (id, local timestamp, username or None, name, gender, books, music, mobile, lat, lon)
+Record = tuple[int, dt.datetime, str | None, str, str, bool, bool, str, Decimal, Decimal]
+
+# A sign followed by a plain number (digits with spaces, dots or commas), or by nothing.
+_SIGNED_NUMBER = re.compile(r"[+-][\d\s.,]*")
+_LEADING_BLANKS = " \t\r\n"
+# Excel splits on ";" in many European locales, on "," elsewhere; a quote or a
+# line break inside a cell needs quotes in every dialect.
+_NEEDS_QUOTES = re.compile(r'[,;"\r\n]')
+
+
+def is_formula(value: str) -> bool:
+    """True when a spreadsheet would run ``value`` as a formula (see the module's rule)."""
+    text = value.lstrip(_LEADING_BLANKS)
+    if not text:
+        return False
+    if text[0] in "=@":
+        return True
+    return text[0] in "+-" and _SIGNED_NUMBER.fullmatch(text) is None
 
 
 def safe_text(value: str) -> str:
-    """Neutralise a text cell a spreadsheet would run as a formula."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+    """``value`` with a leading ``'`` if a spreadsheet would run it as a formula, else as is."""
+    return "'" + value if is_formula(value) else value
 
 
-def _number(value: Decimal | None) -> str:
+def excel_cell(value: str) -> str:
+    """A text cell for the Excel CSV: neutralised, then quoted when it holds , ; " or a break."""
+    value = safe_text(value)
+    if _NEEDS_QUOTES.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def timestamp(moment: dt.datetime) -> str:
+    """ISO 8601 with the zone offset and microseconds, the same on every row."""
+    return moment.isoformat(timespec="microseconds")
+
+
+def number(value: Decimal | None) -> str:
+    """A decimal exactly as stored, never in exponent form."""
     return "" if value is None else f"{value:f}"
 
 
-def line(row: tuple[Any, ...], *, usernames: dict[int, str], tz: dt.tzinfo) -> list[str]:
+def record(row: tuple[Any, ...], *, usernames: dict[int, str], tz: dt.tzinfo) -> Record:
+    """A database row (``FIELDS``) with its username and its timestamp in ``tz``."""
     pk, ts, user_id, name, gender, books, music, mobile, lat, lon = row
-    return [
-        str(pk),
-        ts.astimezone(tz).isoformat(),
-        safe_text(usernames.get(user_id, "")) if user_id is not None else "",
-        safe_text(name),
-        safe_text(gender),
-        "true" if books else "false",
-        "true" if music else "false",
-        safe_text(mobile),
-        _number(lat),
-        _number(lon),
-    ]
-
-
-def encode(rows: Iterable[list[str]]) -> bytes:
-    """CSV text (RFC 4180: CRLF line ends, quoting as needed) as UTF-8."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue().encode("utf-8")
-
-
-def header() -> bytes:
-    return encode([HEADER])
+    user = None if user_id is None else usernames.get(user_id, "")
+    return (pk, ts.astimezone(tz), user, name, gender, books, music, mobile, lat, lon)

@@ -1,9 +1,14 @@
-"""``export_responses``: form responses in a date range to a CSV file, then an e-mail.
+"""``export_responses``: form responses in a date range to a file, then an e-mail.
+
+The file's format is the job's ``format`` parameter: a writer from
+``responses.writers`` (CSV for Excel, raw CSV, XLSX, GeoJSON); this kind
+knows none of them. Every writer appends bytes to a part file, so resuming
+works the same for all of them.
 
 Rows are read in pages with keyset pagination on ``(timestamp, id)`` (an
 index covers it): each page starts after the last key of the one before, so
 the cost per page stays the same however deep the export is, and memory
-holds one page at most. Each page is appended to the file and the checkpoint
+holds one page at most. Each page is appended to the (part) file and the checkpoint
 (last key, rows written, file size) commits with the progress; resuming after
 a pause or a crash cuts the file back to the committed size first, so no line
 is written twice or lost.
@@ -19,6 +24,7 @@ import contextlib
 import datetime as dt
 import errno
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +38,7 @@ from jobs.kinds import Batch, JobFailed, JobKind, RunContext
 from jobs.models import Job
 from responses import csvrows, mail
 from responses.models import FormResponse
+from responses.writers import Writer, writer_for
 
 
 def in_range(job: Job) -> QuerySet[FormResponse]:
@@ -87,9 +94,25 @@ def writing() -> Iterator[None]:
         ) from exc
 
 
+def writer(job: Job) -> Writer:
+    """The job's writer; jobs queued before formats existed are CSV for Excel."""
+    try:
+        return writer_for(job.param("format"))
+    except KeyError:
+        raise JobFailed(
+            f"The export format {job.param('format')!r} is not known to this worker; "
+            "start the export again with csv, csv_raw, xlsx or geojson."
+        ) from None
+
+
+def part_path(job: Job) -> str:
+    return local_path(writer(job).part_name(job.param("file")))
+
+
 class ResponseExport(JobKind):
     name = "export_responses"
     verbose_name = "Export form responses"
+    detail_template = "responses/_delivery.html"
     kept_file = "export file"
 
     def kept_bytes(self, job: Job) -> int:
@@ -97,11 +120,12 @@ class ResponseExport(JobKind):
         return int((job.result or {}).get("bytes") or (job.checkpoint or {}).get("size") or 0)
 
     def prepare(self, ctx: RunContext) -> int:
+        writer(ctx.job)  # an unknown format fails before anything is written
         return in_range(ctx.job).count()
 
     def initial_checkpoint(self, ctx: RunContext) -> dict[str, Any]:
-        path = local_path(ctx.job.param("file"))
-        header = csvrows.header()
+        path = part_path(ctx.job)
+        header = writer(ctx.job).header()
         # "wb": a run that crashed before its first checkpoint starts the file afresh.
         with writing():
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -112,10 +136,13 @@ class ResponseExport(JobKind):
         return {"ts": None, "id": None, "rows": 0, "size": len(header)}
 
     def resume(self, ctx: RunContext, checkpoint: dict[str, Any]) -> None:
-        path = local_path(ctx.job.param("file"))
+        path = part_path(ctx.job)
+        final = local_path(ctx.job.param("file"))
+        if path != final and not os.path.exists(path) and os.path.exists(final):
+            return  # the part was already turned into the final file (XLSX)
         try:
             with writing(), open(path, "r+b") as fh:
-                # Lines after the checkpoint were written by a run that never committed them.
+                # Bytes after the checkpoint were written by a run that never committed them.
                 fh.truncate(int(checkpoint["size"]))
         except FileNotFoundError:
             raise JobFailed(
@@ -136,7 +163,8 @@ class ResponseExport(JobKind):
         if not rows:
             return None
         usernames, tz = self._usernames(ctx, rows), timezone.get_current_timezone()
-        data = csvrows.encode(csvrows.line(row, usernames=usernames, tz=tz) for row in rows)
+        records = [csvrows.record(row, usernames=usernames, tz=tz) for row in rows]
+        data = writer(ctx.job).encode(records, first=not checkpoint["rows"])
         last_row = rows[-1]
         return Batch(
             count=len(rows),
@@ -165,7 +193,7 @@ class ResponseExport(JobKind):
 
     def write_batch(self, ctx: RunContext, batch: Batch) -> None:
         expected = batch.checkpoint["size"] - len(batch.payload)
-        with writing(), open(local_path(ctx.job.param("file")), "r+b") as fh:
+        with writing(), open(part_path(ctx.job), "r+b") as fh:
             # Write at the committed end, whatever a crashed run left after it.
             fh.seek(expected)
             fh.write(batch.payload)
@@ -175,12 +203,19 @@ class ResponseExport(JobKind):
             os.fsync(fh.fileno())
 
     def discard(self, job: Job) -> None:
-        name = job.param("file")
+        name = job.param("file") or ""
         if name and default_storage.exists(name):
             default_storage.delete(name)
-        # The job's own folder; it stays if not empty, already gone, or not local.
-        with contextlib.suppress(OSError, JobFailed):
-            os.rmdir(os.path.dirname(local_path(name)))
+        # The job's own folder (exports/<uuid>/), with any part or work files a writer left;
+        # never anything above it.
+        folder, _, _ = name.rpartition("/")
+        if folder.startswith("exports/") and "/" not in folder[len("exports/") :]:
+            with contextlib.suppress(JobFailed):
+                shutil.rmtree(local_path(folder), ignore_errors=True)
 
     def finish(self, ctx: RunContext) -> dict[str, Any]:
+        job = Job.objects.get(id=ctx.job.id)
+        size = int((job.checkpoint or {}).get("size", 0))
+        with writing():
+            writer(job).finish(part_path(job), local_path(job.param("file")), size, ctx.heartbeat)
         return mail.deliver(ctx)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django import forms
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+
+from responses.writers import CHOICES, DEFAULT
 
 DATE_FORMATS = (
     "a date (YYYY-MM-DD), a date and time (YYYY-MM-DD HH:MM) "
@@ -17,14 +20,38 @@ EMAIL_REQUIRED = "Enter the e-mail address the export should be sent to."
 EMAIL_INVALID = "Enter a valid e-mail address, such as name@example.com."
 
 
+FORMAT_INVALID = "Choose a format: csv, csv_raw, xlsx or geojson."
+
+# The time of day as written, to know its precision: minutes, seconds or a fraction.
+_TIME = re.compile(r"[T ]\d{1,2}:\d{1,2}(:\d{1,2}(?:[.,](\d+))?)?")
+
+
 class BadDate(ValueError):
     pass
 
 
-def parse_bound(raw: str, *, end: bool) -> dt.datetime | None:
-    """Parse one end of the range; a date alone is its first (``end``: last) instant.
+def _last_instant(text: str, moment: dt.datetime) -> dt.datetime:
+    """The last microsecond of what ``text`` names: its minute, second or fraction."""
+    written = _TIME.search(text)
+    if written is None:
+        return moment
+    seconds, digits = written.groups()
+    if seconds is None:
+        return moment.replace(second=59, microsecond=999_999)
+    if digits is None:
+        return moment.replace(microsecond=999_999)
+    if len(digits) < 6:
+        return moment + dt.timedelta(microseconds=10 ** (6 - len(digits)) - 1)
+    return moment
 
-    A date-time without an offset is in the server's TIME_ZONE.
+
+def parse_bound(raw: str, *, end: bool) -> dt.datetime | None:
+    """Parse one end of the range, inclusive at the precision it is written in.
+
+    ``from`` is the first instant of what it names, ``to`` (``end``) the last:
+    a date covers its whole day, ``HH:MM`` its whole minute, ``HH:MM:SS`` its
+    whole second, a fraction its last digit. A date-time without an offset is
+    in the server's TIME_ZONE.
     """
     text = raw.strip()
     if not text:
@@ -39,6 +66,8 @@ def parse_bound(raw: str, *, end: bool) -> dt.datetime | None:
         moment = dt.datetime.combine(day, dt.time.max if end else dt.time.min)
     if moment is None:
         raise BadDate(text)
+    if end:
+        moment = _last_instant(text, moment)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment
@@ -48,12 +77,27 @@ def show(moment: dt.datetime | None) -> str:
     return "" if moment is None else timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
 
 
+def exact(moment: dt.datetime | None) -> str:
+    """The instant to the microsecond with its zone: ``2020-05-15 23:59:59.999999 +00:00 (UTC)``."""
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S.%f} {offset[:3]}:{offset[3:]} ({local.tzname()})"
+
+
 class ExportForm(forms.Form):
-    """Fields ``email``, ``from`` and ``to`` (``from`` is a Python keyword, hence ``__init__``)."""
+    """Fields ``email``, ``from``, ``to`` and ``format`` (``from`` is a keyword: ``__init__``)."""
 
     email = forms.EmailField(
         max_length=254,
         error_messages={"required": EMAIL_REQUIRED, "invalid": EMAIL_INVALID},
+    )
+    format = forms.ChoiceField(
+        choices=CHOICES,
+        required=False,
+        initial=DEFAULT,
+        error_messages={"invalid_choice": FORMAT_INVALID},
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -84,6 +128,7 @@ class ExportForm(forms.Form):
                 "swap them or widen the range.",
             )
         data["date_from"], data["date_to"] = start, stop
+        data["format"] = data.get("format") or DEFAULT
         return data
 
     def error_dict(self) -> dict[str, list[str]]:

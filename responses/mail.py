@@ -1,4 +1,4 @@
-"""The e-mail at the end of an export: the CSV attached when small, else a signed link.
+"""The e-mail at the end of an export: the file attached when small, else a signed link.
 
 A link is signed with Django's TimestampSigner (the SECRET_KEY), names the job
 and its file, and expires after COLLECT_EXPORT_LINK_MAX_AGE_SECONDS. It only
@@ -10,11 +10,14 @@ get forwarded.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import io
 import logging
 import smtplib
 import time
+import zipfile
+from collections.abc import Callable
+from email import encoders
+from email.mime.base import MIMEBase
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +30,7 @@ from django.utils import timezone
 
 from jobs.kinds import RunContext
 from jobs.models import Job
-from responses.forms import show
+from responses.forms import exact
 
 log = logging.getLogger(__name__)
 
@@ -66,33 +69,52 @@ class _CappedBuffer(io.BytesIO):
         return super().write(data)
 
 
-def attachment(name: str, size: int) -> tuple[str, bytes, str] | None:
-    """(filename, content, mimetype) to attach, or None when too big for a mail."""
+def attachment(name: str, size: int, media_type: str) -> tuple[str, bytes, str] | None:
+    """(filename, content, media type) to attach, or None when too big for a mail.
+
+    The file goes as it is when it fits under COLLECT_EXPORT_ATTACH_MAX_BYTES;
+    otherwise zipped (the archive format every system opens) if that fits.
+    """
     limit = settings.COLLECT_EXPORT_ATTACH_MAX_BYTES
     filename = name.rsplit("/", 1)[-1]
-    packed = _CappedBuffer(min(limit, size))
+    if size <= limit:
+        with default_storage.open(name, "rb") as src:
+            return filename, src.read(), media_type
+    packed = _CappedBuffer(limit)
+    # A fixed date: the same file zips to the same bytes.
+    entry = zipfile.ZipInfo(filename, date_time=(1980, 1, 1, 0, 0, 0))
+    entry.compress_type = zipfile.ZIP_DEFLATED
     try:
         with (
             default_storage.open(name, "rb") as src,
-            gzip.GzipFile(filename=filename, mode="wb", fileobj=packed, mtime=0) as gz,
+            zipfile.ZipFile(packed, "w") as archive,
+            archive.open(entry, "w") as dst,
         ):
             while chunk := src.read(1 << 20):
-                gz.write(chunk)
-        # Gzip when it is smaller (CSV usually shrinks 3 to 5 times); a tiny file does not.
-        return filename + ".gz", packed.getvalue(), "application/gzip"
+                dst.write(chunk)
     except _Full:
-        pass
-    if size <= limit:
-        with default_storage.open(name, "rb") as src:
-            return filename, src.read(), "text/csv"
-    return None
+        return None
+    return filename + ".zip", packed.getvalue(), "application/zip"
+
+
+def _exact_part(filename: str, content: bytes, media_type: str) -> MIMEBase:
+    """An attachment in base64 whatever its type, so the mail keeps every byte.
+
+    A text part would have its line ends rewritten on the way (a bare CR in a
+    quoted CSV cell arrives as CRLF).
+    """
+    part = MIMEBase(*media_type.split("/", 1))
+    part.set_payload(content)
+    encoders.encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
 
 
 def _fenced(ctx: RunContext) -> Any:
     return Job.objects.filter(id=ctx.job.id, lease_token=ctx.job.lease_token)
 
 
-def _send(ctx: RunContext, message: EmailMessage) -> str:
+def _send(job: Job, message: EmailMessage, heartbeat: Callable[[], None]) -> str:
     """Send with retries and growing waits; '' when sent, else why it failed."""
     attempts = max(1, settings.COLLECT_EXPORT_MAIL_ATTEMPTS)
     wait = settings.COLLECT_EXPORT_MAIL_BACKOFF_SECONDS
@@ -104,35 +126,46 @@ def _send(ctx: RunContext, message: EmailMessage) -> str:
         except (smtplib.SMTPException, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             log.warning(
-                "job %s: e-mail attempt %d/%d failed: %s", ctx.job.id, attempt, attempts, reason
+                "job %s: e-mail attempt %d/%d failed: %s", job.id, attempt, attempts, reason
             )
             if isinstance(exc, smtplib.SMTPRecipientsRefused) or attempt == attempts:
                 break
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            ctx.heartbeat()  # keeps the lease; a stop during the waits is honoured
+            heartbeat()  # keeps the lease; a stop during the waits is honoured
             time.sleep(min(0.2, wait))
         wait *= 2
     return reason
 
 
-def deliver(ctx: RunContext) -> dict[str, Any]:
-    job = Job.objects.get(id=ctx.job.id)
+def send(job: Job, heartbeat: Callable[[], None] = lambda: None) -> tuple[dict[str, Any], str]:
+    """Mail the finished export's file (or its link) to the job's e-mail address.
+
+    Returns the job's ``result`` (rows, bytes, format, email, delivery,
+    attachment or link expiry, email_sent, sent_at) and why sending failed ('' if sent).
+    """
+    from responses.exporter import writer
+
     name: str = job.param("file")
     rows = int((job.checkpoint or {}).get("rows", 0))
     size = default_storage.size(name)
-    # The owner downloads the file from the job page (served once the job succeeded).
-    _fenced(ctx).update(result_file=name)
-    result: dict[str, Any] = {"rows": rows, "bytes": size, "email": job.param("email")}
+    kind = writer(job)
+    result: dict[str, Any] = {
+        "rows": rows,
+        "bytes": size,
+        "format": kind.name,
+        "email": job.param("email"),
+    }
     context: dict[str, Any] = {
         "job": job,
         "rows": rows,
-        "start": show(_moment(job.param("from"))) or "the first response",
-        "stop": show(_moment(job.param("to"))) or "the last response",
+        "format": kind.name,
+        "start": exact(_moment(job.param("from"))) or "the first response",
+        "stop": exact(_moment(job.param("to"))) or "the last response",
         "job_url": job.param("site", settings.COLLECT_SITE_URL).rstrip("/")
         + job.get_absolute_url(),
     }
-    attached = attachment(name, size)
+    attached = attachment(name, size, kind.media_type)
     if attached is None:
         token = download_token(job)
         base = job.param("site", settings.COLLECT_SITE_URL).rstrip("/")
@@ -144,25 +177,63 @@ def deliver(ctx: RunContext) -> dict[str, Any]:
         result.update(delivery="link", link_expires_at=expires.isoformat())
     else:
         context["attachment"] = attached[0]
-        result.update(delivery="attachment", attachment=attached[0])
+        result.update(
+            delivery="attachment", attachment=attached[0], attachment_bytes=len(attached[1])
+        )
     message = EmailMessage(
         subject=render_to_string("responses/export_subject.txt", context).strip(),
         body=render_to_string("responses/export_mail.txt", context),
         to=[job.param("email")],
     )
     if attached is not None:
-        message.attach(*attached)
-    reason = _send(ctx, message)
+        message.attach(_exact_part(*attached))
+    reason = _send(job, message, heartbeat)
     result["email_sent"] = not reason
+    result["sent_at"] = None if reason else timezone.now().isoformat()
+    return result, reason
+
+
+def failure_text(job: Job, reason: str) -> str:
+    return (
+        f"The export is complete, but the e-mail to {job.param('email')} could not be "
+        f"sent ({reason}). Download the file from this page."
+    )[:2000]
+
+
+def deliver(ctx: RunContext) -> dict[str, Any]:
+    """The export kind's last step: keep the file for download, then mail it."""
+    job = Job.objects.get(id=ctx.job.id)
+    # The owner downloads the file from the job page (served once the job succeeded).
+    _fenced(ctx).update(result_file=job.param("file"))
+    result, reason = send(job, ctx.heartbeat)
     if reason:
         # The export itself worked: it succeeds, with the failed delivery shown on the job.
-        _fenced(ctx).update(
-            error=(
-                f"The export is complete, but the e-mail to {job.param('email')} could not be "
-                f"sent ({reason}). Download the file from this page."
-            )[:2000]
-        )
+        _fenced(ctx).update(error=failure_text(job, reason))
     return result
+
+
+def delivery_text(result: dict[str, Any]) -> str:
+    """Where the export went, for the job page and the CLI, from the job's ``result``."""
+    email = result.get("email", "")
+    if not result.get("email_sent"):
+        return (
+            f"Not sent: the e-mail to {email} could not be delivered. "
+            "Download the file from the job page, or send it again."
+        )
+    when = timezone.localtime(dt.datetime.fromisoformat(result["sent_at"]))
+    sent = f"Sent to {email} on {when:%Y-%m-%d %H:%M %Z}"
+    if result.get("delivery") == "attachment":
+        if result["attachment_bytes"] == result["bytes"]:
+            return f"{sent}, attached as {result['attachment']} ({result['bytes']:,} bytes)."
+        return (
+            f"{sent}, attached zipped as {result['attachment']} "
+            f"({result['attachment_bytes']:,} bytes; the file is {result['bytes']:,} bytes)."
+        )
+    expires = timezone.localtime(dt.datetime.fromisoformat(result["link_expires_at"]))
+    return (
+        f"{sent}, as a download link ({result['bytes']:,} bytes, over the attachment limit); "
+        f"the link works until {expires:%Y-%m-%d %H:%M %Z}."
+    )
 
 
 def _moment(value: str | None) -> dt.datetime | None:

@@ -32,6 +32,9 @@ from jobs.models import Job, State
 from jobs.services import TooManyRequests
 
 EXPORT_PERMISSION = "responses.export_responses"
+# "Send again" on one finished export, at most this many times (each is a mail
+# the daily cap, which counts exports, does not see).
+MAX_SENDS_AGAIN = 3
 EXPORT_KIND = "export_responses"
 
 NOT_ALLOWED = (

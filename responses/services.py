@@ -7,20 +7,23 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from jobs import audit
 from jobs.models import AuditAction, Job
 from jobs.services import job_create
 from responses import policy
-from responses.forms import show
+from responses.forms import exact
+from responses.writers import DEFAULT, writer_for
 
 
-def _file_name(date_from: dt.datetime | None, date_to: dt.datetime | None) -> str:
+def _file_name(date_from: dt.datetime | None, date_to: dt.datetime | None, extension: str) -> str:
     def part(moment: dt.datetime | None, missing: str) -> str:
-        return show(moment).replace(" ", "T").replace(":", "") if moment else missing
+        # The exact instant and its offset, without characters file systems refuse.
+        return f"{timezone.localtime(moment):%Y-%m-%dT%H%M%S.%f%z}" if moment else missing
 
     # The folder is unique; the file name says what is inside when it is downloaded.
-    name = f"responses_{part(date_from, 'start')}_{part(date_to, 'end')}.csv"
+    name = f"responses_{part(date_from, 'start')}_{part(date_to, 'end')}.{extension}"
     return f"exports/{uuid.uuid4().hex}/{name}"
 
 
@@ -31,6 +34,7 @@ def responses_export_start(
     date_to: dt.datetime | None,
     by: Any,
     site_url: str = "",
+    format: str = DEFAULT,
 ) -> Job:
     """Queue an export of the responses from ``date_from`` to ``date_to`` (inclusive).
 
@@ -39,9 +43,12 @@ def responses_export_start(
     audit log (outside any transaction, so it stays). Raises
     ``policy.ExportNotAllowed`` (403), ``policy.RecipientRefused`` (400),
     ``policy.RecipientCapReached`` or ``jobs.services.JobRateLimited`` (429).
+    ``format`` names a writer (``csv``, ``csv_raw``, ``xlsx``, ``geojson``);
+    an unknown one is a ``KeyError``.
     """
     if date_from and date_to and date_from > date_to:
         raise ValueError("date_from is after date_to")
+    writer = writer_for(format)
     try:
         policy.require_export_permission(by)
         recipient = policy.recipient_for(by, email)
@@ -53,8 +60,60 @@ def responses_export_start(
         "email": recipient,
         "from": date_from.isoformat() if date_from else None,
         "to": date_to.isoformat() if date_to else None,
-        "file": _file_name(date_from, date_to),
+        "format": writer.name,
+        "file": _file_name(date_from, date_to, writer.extension),
         "site": (site_url or settings.COLLECT_SITE_URL).rstrip("/"),
     }
-    label = f"Responses {show(date_from) or 'start'} to {show(date_to) or 'end'}, for {recipient}"
-    return job_create(kind="export_responses", owner=by, params=params, label=label)
+    label = (
+        f"Responses {exact(date_from) or 'from the start'} to {exact(date_to) or 'the end'}, "
+        f"{writer.name}, for {recipient}"
+    )
+    return job_create(kind="export_responses", owner=by, params=params, label=label[:255])
+
+
+class SendAgainRefused(Exception):
+    """The export cannot be sent again; the message is for the user."""
+
+
+def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
+    """Mail a finished export's file (or link) again to its address; returns the new ``result``.
+
+    ``by`` must be allowed to see the job (the caller checks, as for every job
+    page) and to export (``responses.policy``); the address is checked again
+    against today's rules, and one export is sent again at most
+    ``policy.MAX_SENDS_AGAIN`` times, so the daily cap per recipient (which
+    counts exports) bounds the mails too. Raises ``SendAgainRefused`` when the
+    job is not a finished export, its file is no longer kept, or a rule says
+    no (the refusal is audited). A failed send is recorded on the job like the
+    first one.
+    """
+    from django.core.files.storage import default_storage
+
+    from jobs.models import State
+    from responses import mail
+
+    if job.kind != "export_responses" or job.state != State.SUCCEEDED:
+        raise SendAgainRefused(
+            f"Only a finished export can be sent again; this job is {job.state}."
+        )
+    if not job.result_file or not default_storage.exists(job.result_file):
+        raise SendAgainRefused("The export's file is no longer kept; start the export again.")
+    recipient = job.param("email", "")
+    sends_again = int((job.result or {}).get("sends_again", 0))
+    try:
+        policy.require_export_permission(by)
+        policy.recipient_for(job.owner, recipient)  # the rules may have changed since
+        if sends_again >= policy.MAX_SENDS_AGAIN:
+            raise SendAgainRefused(
+                f"This export was already sent again {sends_again} times, the most allowed. "
+                "Download it from this page, or start a new export."
+            )
+    except (policy.ExportNotAllowed, policy.RecipientRefused, SendAgainRefused) as exc:
+        audit.record(AuditAction.REFUSED, user=by, job_id=job.id, detail=f"send again: {exc}")
+        raise SendAgainRefused(str(exc)) from None
+    result, reason = mail.send(job)
+    result["sends_again"] = sends_again + 1
+    error = mail.failure_text(job, reason) if reason else ""
+    Job.objects.filter(id=job.id).update(result=result, error=error)
+    audit.record(AuditAction.SEND_AGAIN, user=by, job_id=job.id, detail=f"to {recipient}")
+    return result

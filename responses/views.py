@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.schemas.inspectors import ViewInspector
@@ -25,7 +26,12 @@ from jobs.services import jobs_visible_to
 from jobs.web import PageOrJsonView, from_script
 from responses import mail, policy
 from responses.forms import ExportForm
-from responses.services import responses_export_start
+from responses.services import (
+    SendAgainRefused,
+    responses_export_send_again,
+    responses_export_start,
+)
+from responses.writers import CHOICES
 
 LINK_EXPIRED = (
     "This download link has expired. Download the file from the export's job page, "
@@ -35,6 +41,8 @@ LINK_INVALID = (
     "This download link is not valid: it was changed or cut short. "
     "Open the link exactly as it is in the e-mail."
 )
+
+FIELDS = ("email", "from", "to", "format")
 
 ExportRequestSerializer = inline_serializer(
     "ExportRequest",
@@ -49,8 +57,20 @@ ExportRequestSerializer = inline_serializer(
         "to": serializers.CharField(
             required=False, allow_null=True, help_text="Inclusive; YYYY-MM-DD[ HH:MM]"
         ),
+        "format": serializers.ChoiceField(
+            choices=CHOICES, required=False, help_text="The file's format; default csv."
+        ),
     },
 )
+
+
+class _FormatIsAField(DefaultContentNegotiation):
+    """``?format=`` is the export's file format here, not DRF's choice of renderer (JSON only)."""
+
+    def select_renderer(
+        self, request: Request, renderers: Any, format_suffix: str | None = None
+    ) -> Any:
+        return super().select_renderer(request, renderers, format_suffix or "json")
 
 
 class ExportView(PageOrJsonView):
@@ -64,6 +84,7 @@ class ExportView(PageOrJsonView):
     """
 
     schema: ViewInspector | None = None  # a page: the API has POST /api/exports/responses/
+    content_negotiation_class = _FormatIsAField
 
     def get(self, request: Request) -> HttpResponse:
         if from_script(request):
@@ -71,7 +92,7 @@ class ExportView(PageOrJsonView):
             return self.start(request, request.query_params)
         if not policy.may_export(request.user):
             return self.refused(request)
-        initial = {name: request.query_params.get(name, "") for name in ("email", "from", "to")}
+        initial = {name: request.query_params.get(name, "") for name in FIELDS}
         initial["email"] = initial["email"] or policy.own_address(request.user)
         warning = ""
         if initial["email"]:
@@ -112,7 +133,7 @@ class ExportView(PageOrJsonView):
         return self.start(request, request.data)
 
     def start(self, request: Request, data: Any) -> HttpResponse:
-        form = ExportForm({name: data.get(name) for name in ("email", "from", "to")})
+        form = ExportForm({name: data.get(name) for name in FIELDS})
         if not form.is_valid():
             return self.invalid(request, form)
         try:
@@ -122,6 +143,7 @@ class ExportView(PageOrJsonView):
                 date_to=form.cleaned_data["date_to"],
                 by=request.user,
                 site_url=request.build_absolute_uri("/"),
+                format=form.cleaned_data["format"],
             )
         except policy.ExportNotAllowed:
             return self.refused(request)
@@ -175,3 +197,47 @@ def download(request: HttpRequest, token: str) -> HttpResponseBase:
         raise Http404("The export file is gone; start the export again.") from None
     audit.record(AuditAction.DOWNLOAD, user=request.user, job_id=job.id, detail="e-mailed link")
     return FileResponse(fh, as_attachment=True, filename=name.rsplit("/", 1)[-1])
+
+
+class SendAgainView(PageOrJsonView):
+    """``POST``: mail a finished export again (the job page's "Send again" button, or the API).
+
+    A browser goes back to the job page; a JSON client gets the new ``result``.
+    Another user's job is a 404; an export that is not finished or whose file
+    is gone is a 409 with ``detail`` (and ``state``).
+    """
+
+    schema: ViewInspector | None = None
+    http_method_names = ["post", "options"]
+
+    def post(self, request: Request, task_id: str) -> HttpResponseBase:
+        job = get_object_or_404(jobs_visible_to(request.user), id=task_id)
+        try:
+            result = responses_export_send_again(job=job, by=request.user)
+        except SendAgainRefused as refused:
+            if self.json(request):
+                return Response({"detail": str(refused), "state": job.state}, status=409)
+            return _refused(request._request, str(refused), 409)
+        if self.json(request):
+            return Response(result)
+        return redirect(job.get_absolute_url())
+
+
+class SendAgainApiView(SendAgainView):
+    """``POST /api/exports/responses/<task_id>/send-again/`` (JSON answers only)."""
+
+    schema = AutoSchema()
+
+    def json(self, request: Request) -> bool:
+        return True
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(description="The export's new result (where it went)."),
+            404: OpenApiResponse(description="No such export of yours."),
+            409: OpenApiResponse(description="Not finished, or its file is no longer kept."),
+        },
+    )
+    def post(self, request: Request, task_id: str) -> HttpResponseBase:
+        return super().post(request, task_id)

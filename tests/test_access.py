@@ -393,3 +393,28 @@ def test_the_command_line_follows_the_same_rules(user, other_user, settings) -> 
     call_command("export-responses", "--user", "alice")
     assert Job.objects.get().params["email"] == "alice@example.com"
     assert [e.action for e in AuditEntry.objects.order_by("id")] == ["refused", "refused", "start"]
+
+
+@pytest.mark.django_db
+def test_send_again_follows_the_rules_and_is_bounded(user, other_user, settings) -> None:  # type: ignore[no-untyped-def]
+    bobs = _finished_export(other_user)  # Bob may not export (any more): no mail
+    refused = session(other_user).post(f"/export_data/{bobs.id}/send-again")
+    assert refused.status_code == 409
+    assert "You may not export form responses" in refused.content.decode()
+    settings.COLLECT_EXPORT_RECIPIENT_DOMAINS = []
+    mine = _finished_export(user)
+    Job.objects.filter(id=mine.id).update(
+        params={**mine.params, "email": "old@example.com"}, result={"sends_again": 0}
+    )
+    moved = token_client(user).post(f"/api/exports/responses/{mine.id}/send-again/")
+    assert moved.status_code == 409
+    assert moved.json()["detail"].startswith("Exports cannot be sent to old@example.com:")
+    Job.objects.filter(id=mine.id).update(params=mine.params, result={"sends_again": 3})
+    worn = token_client(user).post(f"/api/exports/responses/{mine.id}/send-again/")
+    assert worn.json()["detail"] == (
+        "This export was already sent again 3 times, the most allowed. "
+        "Download it from this page, or start a new export."
+    )
+    assert [e.detail[:11] for e in AuditEntry.objects.filter(action="refused")] == [
+        "send again:"
+    ] * 3

@@ -50,7 +50,9 @@ def test_it_mails_exactly_the_rows_of_one_year(make_worker, smtp, inbox, user, o
     second = dt.timedelta(seconds=1)
     for ts in (YEAR_FROM - second, YEAR_FROM, YEAR_TO, YEAR_TO + second):
         FormResponse.objects.create(timestamp=ts, **edge, **pos)
-    make_worker(env=smtp.env(COLLECT_EXPORT_BATCH_ROWS="2000"))
+    make_worker(
+        env=smtp.env(COLLECT_EXPORT_BATCH_ROWS="2000", COLLECT_EXPORT_ATTACH_MAX_BYTES="2000000")
+    )
     job = start(user)
     wait_state(job, "succeeded", timeout=120)
 
@@ -62,21 +64,27 @@ def test_it_mails_exactly_the_rows_of_one_year(make_worker, smtp, inbox, user, o
     assert msg["To"] == "alice@example.com"
     assert msg["Subject"] == f"Collect: your export of form responses ({len(want) - 1} rows)"
     assert (
-        f"from 2018-05-15 00:00 to 2019-05-15 00:00 is ready.\nIt has {len(want) - 1} rows."
-        in body(msg)
-    )
+        "from 2018-05-15 00:00:00.000000 +00:00 (UTC) to 2019-05-15 00:00:00.000000 +00:00 (UTC) "
+        f"(both included) is ready.\nIt has {len(want) - 1} rows."
+    ) in body(msg)
     name, data = attached_csv(msg)
-    assert name == "responses_2018-05-15T0000_2019-05-15T0000.csv.gz"
+    # Too big to attach as it is (COLLECT_EXPORT_ATTACH_MAX_BYTES), small enough zipped.
+    assert name == "responses_2018-05-15T000000.000000+0000_2019-05-15T000000.000000+0000.csv.zip"
     got = parse(data)
     assert got[0] == HEADER
     assert [r[0] for r in got] == [r[0] for r in want]  # ids, in (timestamp, id) order
     assert got == want
     edges = [r[1] for r in got if r[3] == "Edge"]
-    assert edges == ["2018-05-15T00:00:00+00:00", "2019-05-15T00:00:00+00:00"]
+    assert edges == ["2018-05-15T00:00:00.000000+00:00", "2019-05-15T00:00:00.000000+00:00"]
     assert data == file_of(job)
+    sent_at = job.result.pop("sent_at")
+    assert dt.datetime.fromisoformat(sent_at) <= job.finished_at
+    attachment_bytes = job.result.pop("attachment_bytes")
+    assert 0 < attachment_bytes < len(data)
     assert job.result == {
         "rows": len(want) - 1,
         "bytes": len(data),
+        "format": "csv",
         "email": "alice@example.com",
         "delivery": "attachment",
         "attachment": name,
@@ -106,12 +114,12 @@ def test_it_mails_a_header_only_csv_for_an_empty_range(make_worker, smtp, inbox,
     msg = one_mail(inbox)
     assert msg["Subject"] == "Collect: your export of form responses (0 rows)"
     assert (
-        "No form responses were recorded in that range, so the CSV has only its header row."
+        "No form responses were recorded in that range, so the file has only its header."
         in body(msg)
     )
     name, data = attached_csv(msg)
-    assert name == "responses_2030-01-01T0000_2030-12-31T0000.csv"  # gzip would not help
-    assert data == (",".join(HEADER) + "\r\n").encode()
+    assert name == "responses_2030-01-01T000000.000000+0000_2030-12-31T000000.000000+0000.csv"
+    assert data == b"\xef\xbb\xbf" + (",".join(HEADER) + "\r\n").encode()
 
 
 def test_it_neutralises_formula_cells_and_keeps_numbers(make_worker, smtp, inbox, user):  # type: ignore[no-untyped-def]
@@ -134,15 +142,15 @@ def test_it_neutralises_formula_cells_and_keeps_numbers(make_worker, smtp, inbox
     rows = parse(attached_csv(one_mail(inbox))[1])[1:]
     assert [r[3] for r in rows] == [
         '\'=HYPERLINK("http://x")',
-        "'+1",
+        "+1",
         "'-2+3",
         "'@SUM(A1)",
-        "'\tTab",
-        "'\rCR",
+        "\tTab",
+        "\rCR",
         "O'Brien, Jr.",
     ]
     assert {(r[2], r[5], r[6], r[7], r[8], r[9]) for r in rows} == {
-        ("alice", "true", "false", "'+441234567890", "-33.868820", "-151.209296")
+        ("alice", "true", "false", "+441234567890", "-33.868820", "-151.209296")
     }
 
 

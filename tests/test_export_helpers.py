@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gzip
 import io
 import re
 import socket
 import threading
 import time
+import zipfile
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -108,7 +108,12 @@ def attached_csv(msg: EmailMessage) -> tuple[str, bytes]:
     name = files[0].get_filename() or ""
     data = files[0].get_payload(decode=True)  # bytes, whatever the part's type
     assert isinstance(data, bytes)
-    return name, gzip.decompress(data) if name.endswith(".gz") else data
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            (inner,) = archive.namelist()
+            assert name == inner + ".zip"
+            return name, archive.read(inner)
+    return name, data
 
 
 def link_path(msg: EmailMessage) -> str:
@@ -117,8 +122,13 @@ def link_path(msg: EmailMessage) -> str:
     return found.group(1)
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def parse(data: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    """The rows of an Excel CSV (which must start with the UTF-8 BOM)."""
+    assert data.startswith(BOM)
+    return list(csv.reader(io.StringIO(data[len(BOM) :].decode("utf-8"), newline="")))
 
 
 def expected(qs: Any) -> list[list[str]]:
@@ -129,7 +139,7 @@ def expected(qs: Any) -> list[list[str]]:
         rows.append(
             [
                 str(r.id),
-                r.timestamp.isoformat(),  # TIME_ZONE is UTC in the tests
+                r.timestamp.isoformat(timespec="microseconds"),  # TIME_ZONE is UTC in the tests
                 names.get(r.user_id, "") if r.user_id else "",
                 r.name_of_respondent,
                 r.gender_of_respondent,

@@ -89,6 +89,7 @@ OPERATIONS = [
     ("POST", "/api/tasks/{id}/stop/"),
     ("POST", "/api/imports/teams/"),
     ("POST", "/api/exports/responses/"),
+    ("POST", "/api/exports/responses/{task_id}/send-again/"),
 ]
 
 

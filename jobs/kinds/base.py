@@ -69,6 +69,8 @@ class JobKind:
     # What users call the file a finished job keeps ("export file"), if any;
     # the retention sweep deletes it with ``discard`` (see jobs/retention.py).
     kept_file: ClassVar[str] = ""
+    # A template the job page includes under the progress (with ``job``), e.g. a delivery note.
+    detail_template: ClassVar[str] = ""
 
     def prepare(self, ctx: RunContext) -> int | None:
         """Validate and count, before anything is written; return the total or None.

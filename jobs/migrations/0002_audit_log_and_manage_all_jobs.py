@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('at', models.DateTimeField(auto_now_add=True, db_index=True)),
                 ('username', models.CharField(blank=True, max_length=150)),
-                ('action', models.CharField(choices=[('start', 'started'), ('pause', 'asked to pause'), ('resume', 'asked to resume'), ('stop', 'asked to stop'), ('download', 'downloaded'), ('refused', 'was refused'), ('login_failed', 'failed to log in')], max_length=20)),
+                ('action', models.CharField(choices=[('start', 'started'), ('pause', 'asked to pause'), ('resume', 'asked to resume'), ('stop', 'asked to stop'), ('download', 'downloaded'), ('send_again', 'sent again'), ('refused', 'was refused'), ('login_failed', 'failed to log in')], max_length=20)),
                 ('job_id', models.UUIDField(blank=True, db_index=True, null=True)),
                 ('client_address', models.GenericIPAddressField(blank=True, null=True)),
                 ('detail', models.CharField(blank=True, max_length=500)),

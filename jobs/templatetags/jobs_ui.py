@@ -29,6 +29,7 @@ PARAM_LABELS = {
     "n": "Rows",
     "batch": "Batch size",
     "delay": "Delay per batch (s)",
+    "format": "Format",
 }
 # Internal details: a storage path when the file's own name is known, the site address.
 HIDDEN_PARAMS = {"file", "site"}
@@ -44,6 +45,13 @@ def kind_name(kind: str) -> str:
     """The kind's name for people (``Import teams``), or its code if it is not installed."""
     cls = kinds().get(kind)
     return str(cls.verbose_name) if cls is not None else kind
+
+
+@register.filter
+def kind_template(kind: str) -> str:
+    """The kind's own part of the job page (``JobKind.detail_template``), or ''."""
+    cls = kinds().get(kind)
+    return cls.detail_template if cls is not None else ""
 
 
 @register.filter

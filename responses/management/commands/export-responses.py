@@ -1,4 +1,4 @@
-"""``collect export-responses [--email …] [--from …] [--to …] [--wait] [--user NAME]``."""
+"""``collect export-responses [--email …] [--from …] [--to …] [--format F] [--wait] [--user U]``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.cli import describe, follow, job_owner
 from jobs.models import State
-from responses import policy
+from responses import mail, policy
 from responses.forms import ExportForm
 from responses.services import responses_export_start
+from responses.writers import CHOICES, DEFAULT
 
 
 class Command(BaseCommand):
-    help = "Export the form responses in a date range to CSV and e-mail them (a background job)."
+    help = "Export the form responses in a date range to a file and e-mail it (a background job)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -27,6 +28,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--to", dest="date_to", default="", help="Inclusive; YYYY-MM-DD[ HH:MM]."
+        )
+        parser.add_argument(
+            "--format",
+            default=DEFAULT,
+            choices=[name for name, _ in CHOICES],
+            help="csv (for Excel, the default), csv_raw, xlsx or geojson.",
         )
         parser.add_argument("--wait", action="store_true", help="Show progress until it ends.")
         parser.add_argument(
@@ -41,13 +48,14 @@ class Command(BaseCommand):
         date_to: str,
         wait: bool,
         user: str,
+        format: str,
         **opts: Any,
     ) -> None:
         owner = job_owner(user)
         email = email or policy.own_address(owner)
         if not email:
             raise CommandError(f"--email: {policy.NO_OWN_ADDRESS}")
-        form = ExportForm({"email": email, "from": date_from, "to": date_to})
+        form = ExportForm({"email": email, "from": date_from, "to": date_to, "format": format})
         if not form.is_valid():
             lines = [
                 f"--{field}: {msg}" for field, msgs in form.error_dict().items() for msg in msgs
@@ -59,6 +67,7 @@ class Command(BaseCommand):
                 date_from=form.cleaned_data["date_from"],
                 date_to=form.cleaned_data["date_to"],
                 by=owner,
+                format=form.cleaned_data["format"],
             )
         except policy.ExportNotAllowed:
             raise CommandError(policy.NOT_ALLOWED) from None
@@ -69,6 +78,8 @@ class Command(BaseCommand):
             return
         job = follow(job)
         self.stdout.write(f"{job.id}: {job.state} ({job.processed} rows)")
+        if job.state == State.SUCCEEDED and job.result:
+            self.stdout.write(mail.delivery_text(job.result))
         if job.error:
             self.stderr.write(job.error)
         if job.state != State.SUCCEEDED:

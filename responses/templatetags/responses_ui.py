@@ -1,0 +1,20 @@
+"""Template helpers for the export's part of the job page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from responses.mail import delivery_text
+
+register = template.Library()
+
+
+@register.filter
+def delivery(result: dict[str, Any]) -> str:
+    """Where the export went (``mail.delivery_text``); '' for a result without a delivery."""
+    try:
+        return delivery_text(result)
+    except (KeyError, TypeError, ValueError):
+        return ""
