@@ -30,6 +30,8 @@ HEADER = ",".join(COLUMNS)
 FIX_HINT = "Download the error report, fix those rows and upload the file again."
 NOT_UTF8 = "The row is not valid UTF-8 text. Save the file as CSV UTF-8 and upload it again."
 MAX_SHOWN_COLUMNS = 10
+HEADER_SEARCH = 20
+_COLUMN_SET = frozenset(COLUMNS)
 
 __all__ = ["COLUMNS", "HEADER", "FileProblem", "Layout", "Problem", "check", "read_header"]
 
@@ -75,6 +77,7 @@ class Layout:
     row: int
     text_encoding: str = "UTF-8"
     split_hint: str = "Quote fields that contain commas."
+    max_field_bytes: int = field(default_factory=max_field_bytes)
     unnamed: list[int] = field(default_factory=list)
 
     @property
@@ -88,30 +91,46 @@ def letter(index: int) -> str:
 
 
 def read_header(reader: Reader) -> Layout:
-    """Find the header (the first row with a value) and check it.
+    """Find the header and check it.
 
-    Raises ``FileProblem`` with the message the user reads.
+    The header is the first row with a value, or a later one (within the first
+    HEADER_SEARCH rows with values) that names every column: title rows above a
+    header (a merged "Teams 2026" cell) are skipped. Raises ``FileProblem`` with
+    the message the user reads.
     """
     position, row = reader.start()
+    first: tuple[list[str], Record] | None = None
+    seen = 0
     for record in reader.records(position, row):
         names = [f.strip().lower() for f in record.fields]
         if not record.error and not any(names):
             continue  # blank rows above the header
-        if record.error:
-            raise FileProblem(
-                f"The header row (row {record.row}) is not valid CSV. It must name the columns "
-                f"{HEADER}."
-            )
-        if record.bad_text:
-            raise FileProblem(
-                f"The header row (row {record.row}) is not valid text. Save the file as "
-                '"CSV UTF-8" or as an Excel workbook (.xlsx) and upload it again.'
-            )
-        layout = _layout(names, record)
-        layout.text_encoding = getattr(reader, "text_encoding", layout.text_encoding)
-        layout.split_hint = getattr(reader, "split_hint", layout.split_hint)
-        return layout
-    raise FileProblem(f"The file has no header. Its first row must name the columns {HEADER}.")
+        if first is None:
+            if record.error:
+                raise FileProblem(
+                    f"The header row (row {record.row}) is not valid CSV. It must name the "
+                    f"columns {HEADER}."
+                )
+            if record.bad_text:
+                raise FileProblem(
+                    f"The header row (row {record.row}) is not valid text. Save the file as "
+                    '"CSV UTF-8" or as an Excel workbook (.xlsx) and upload it again.'
+                )
+            first = names, record
+        if not record.error and _COLUMN_SET.issubset(names):
+            return _with_reader(_layout(names, record), reader)
+        seen += 1
+        if seen >= HEADER_SEARCH:
+            break
+    if first is None:
+        raise FileProblem(f"The file has no header. Its first row must name the columns {HEADER}.")
+    return _with_reader(_layout(*first), reader)
+
+
+def _with_reader(layout: Layout, reader: Reader) -> Layout:
+    layout.text_encoding = getattr(reader, "text_encoding", layout.text_encoding)
+    layout.split_hint = getattr(reader, "split_hint", layout.split_hint)
+    return layout
 
 
 def _layout(names: list[str], record: Record) -> Layout:
@@ -191,22 +210,17 @@ def check(record: Record, layout: Layout) -> tuple[tuple[str, ...] | None, list[
             return None, [_problem(row, layout, i, fields[i], message)]
     positions = layout.positions
     values = tuple([fields[p] for p in positions])
-    for column, value in zip(COLUMNS, values, strict=True):
-        if "\x00" in value:
-            message = "The row contains a NUL byte (binary data). Remove it and upload the file again."
-            return None, [_problem(row, layout, layout.positions[COLUMNS.index(column)], "", message)]
+    quarter = layout.max_field_bytes // 4
+    for value in values:  # one cheap pass; the rare cases are sorted out below
+        if "\x00" in value or value[:2] == '="' or len(value) > quarter:
+            values, problem = _unusual(record, layout, values)
+            if problem:
+                return None, [problem]
+            break
     if record.bad_text:
         return None, [_bad_text(record, layout, values)]
     problems = []
     name, _description, manager, _members = values
-    limit = max_field_bytes()
-    for column, value in zip(COLUMNS, values, strict=True):
-        if len(value) * 4 > limit and len(value.encode("utf-8", "surrogateescape")) > limit:
-            message = (
-                f"The value is larger than {filesizeformat(limit)} ({limit:,} bytes), the most "
-                "a cell may hold. Shorten it."
-            )
-            return None, [_problem(row, layout, positions[COLUMNS.index(column)], value, message)]
     if not name:
         problems.append(
             _problem(row, layout, positions[0], name, "The name is empty; every team needs a name.")
@@ -253,6 +267,32 @@ def _bad_text(record: Record, layout: Layout, values: tuple[str, ...]) -> Proble
             "upload it again."
         )
     return _problem(record.row, layout, column, value, message)
+
+
+def _unusual(
+    record: Record, layout: Layout, values: tuple[str, ...]
+) -> tuple[tuple[str, ...], Problem | None]:
+    """Values with a NUL byte, Excel's ``="0042"``, or past the field size limit."""
+    limit = layout.max_field_bytes
+    for i, value in enumerate(values):
+        column = layout.positions[i]
+        if "\x00" in value:
+            message = "The row contains a NUL byte (binary data). Remove it and upload the file again."
+            return values, _problem(record.row, layout, column, "", message)
+        if len(value) * 4 > limit and len(value.encode("utf-8", "surrogateescape")) > limit:
+            message = (
+                f"The value is larger than {filesizeformat(limit)} ({limit:,} bytes), the most "
+                "a cell may hold. Shorten it."
+            )
+            return values, _problem(record.row, layout, column, value, message)
+    return tuple([_unformula(v) for v in values]), None
+
+
+def _unformula(value: str) -> str:
+    """Excel's way to keep leading zeros in a CSV cell, ``="0042"``, is the text ``0042``."""
+    if value[:2] == '="' and value[-1:] == '"' and len(value) > 2 and '"' not in value[2:-1]:
+        return value[2:-1]
+    return value
 
 
 def _has_bad(value: str) -> bool:

@@ -25,8 +25,9 @@ BOMS = (
 )
 WESTERN = "cp1252"
 # Encodings of non-Latin scripts: a detection that lands on one of these is kept.
+CYRILLIC = ("cp1251", "koi8", "mac_cyrillic", "iso8859_5", "cp866", "cp855")
 OTHER_SCRIPTS = (
-    "cp1251", "koi8", "mac_cyrillic", "iso8859_5", "cp866", "cp855", "cp1253", "iso8859_7",
+    "cp1253", "iso8859_7",
     "mac_greek", "cp1255", "iso8859_8", "cp1256", "iso8859_6", "cp874", "tis", "shift_jis",
     "cp932", "euc", "iso2022", "gb", "big5", "cp950", "cp949", "johab", "hz", "utf",
 )  # fmt: skip
@@ -41,8 +42,6 @@ NAMES = {
     "cp1251": "Windows-1251",
     "cp932": "Shift_JIS (Windows)",
     "gb18030": "GB18030",
-    "latin-1": "ISO-8859-1",
-    "iso8859-15": "ISO-8859-15",
 }
 DETECT_BYTES = 256 * 1024
 
@@ -53,7 +52,7 @@ def shown_name(codec: str) -> str:
         canonical = codecs.lookup(codec).name
     except LookupError:
         return codec
-    return NAMES.get(canonical, canonical.upper().replace("_", "-"))
+    return NAMES.get(canonical, canonical.upper().replace("_", "-").replace("ISO8859", "ISO-8859"))
 
 
 def is_known(codec: str) -> bool:
@@ -91,19 +90,32 @@ def _has_utf8_sequences(sample: bytes) -> bool:
 def detect(sample: bytes) -> str:
     """The codec for a file without a byte order mark whose first bytes are ``sample``.
 
-    UTF-8 when the sample is valid UTF-8, or holds UTF-8 characters among bad
-    bytes (a UTF-8 file with a few pasted legacy rows: those rows are reported,
-    not the whole file misread). Otherwise the detected legacy encoding.
+    UTF-8 when the sample is valid UTF-8. Otherwise charset-normalizer's guess,
+    corrected towards the Windows code page of the script it found (what Excel
+    writes): Windows-1251 for Cyrillic, Windows-1252 for Latin script. A Latin
+    file that holds well-formed UTF-8 characters among bad bytes is a UTF-8 file
+    with a few pasted legacy rows: read as UTF-8, those rows are reported rather
+    than the whole file misread.
     """
-    if _valid_utf8(sample) or _has_utf8_sequences(sample):
+    if _valid_utf8(sample):
         return "utf-8"
     sample = sample[:DETECT_BYTES]
-    best = charset_normalizer.from_bytes(sample).best()
+    results = charset_normalizer.from_bytes(sample)
+    best = results.best()
     guess = best.encoding if best is not None else WESTERN
+    if guess.startswith(CYRILLIC):
+        candidates = {match.encoding for match in results}
+        return "cp1251" if "cp1251" in candidates or _decodes(sample, "cp1251") else guess
     if guess.startswith(OTHER_SCRIPTS):
         return guess
+    if _has_utf8_sequences(sample):
+        return "utf-8"
+    return WESTERN if _decodes(sample, WESTERN) else guess
+
+
+def _decodes(sample: bytes, codec: str) -> bool:
     try:
-        sample.decode(WESTERN)
+        sample.decode(codec)
     except UnicodeDecodeError:
-        return guess
-    return WESTERN
+        return False
+    return True

@@ -40,8 +40,8 @@ def cell_text(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):
-        # Excel shows 15 significant digits; 2024.0 is the integer 2024.
-        return str(int(value)) if value.is_integer() else f"{value:.15g}"
+        # Excel shows 15 significant digits; 2024.0 is the integer 2024; 1E+20.
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.15G}"
     if isinstance(value, dt.datetime):
         if value.time() == dt.time(0):
             return value.date().isoformat()
