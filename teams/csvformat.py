@@ -277,7 +277,9 @@ def _unusual(
     for i, value in enumerate(values):
         column = layout.positions[i]
         if "\x00" in value:
-            message = "The row contains a NUL byte (binary data). Remove it and upload the file again."
+            message = (
+                "The row contains a NUL byte (binary data). Remove it and upload the file again."
+            )
             return values, _problem(record.row, layout, column, "", message)
         if len(value) * 4 > limit and len(value.encode("utf-8", "surrogateescape")) > limit:
             message = (

@@ -4,8 +4,8 @@
 is written. Batches then read from the committed checkpoint (the reader's
 position, a byte offset or a row index, and the row number there), so a
 resumed or taken-over import starts exactly where the last committed batch
-ended. The reader is chosen by ``teams.readers``; this module names none. Every row carries the job that
-wrote it: a stop deletes exactly those rows.
+ended. The reader is chosen by ``teams.readers``; this module names none.
+Every row carries the job that wrote it: a stop deletes exactly those rows.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from jobs.kinds import Batch, JobFailed, JobKind, RunContext
 from jobs.models import Job
 from teams import csvformat
 from teams.csvformat import COLUMNS, FileProblem, Layout, Problem
-from teams.readers import Reader, open_reader
 from teams.models import Team
+from teams.readers import Reader, open_reader
 
 log = logging.getLogger(__name__)
 

@@ -52,9 +52,12 @@ GOOD: dict[str, tuple[str, Rows, dict[str, Any]]] = {
     ),
     "german_excel_semicolons.csv": (
         "CSV, Windows-1252, values separated by semicolons",
-        [("Nordwind", "Segler", "jan", "Jan Roth"), ("Südwind", "Boote, Segel", "eva", "Eva Berg, Jan Roth")],
+        [
+            ("Nordwind", "Segler", "jan", "Jan Roth"),
+            ("Südwind", "Boote, Segel", "eva", "Eva Berg, Jan Roth"),
+        ],
         {},
-    ),  # fmt: skip
+    ),
     "french_excel_utf8_bom_semicolons.csv": (
         "CSV, UTF-8, values separated by semicolons",
         [("Équipe Été", "Réseau, terrain", "rené", "René Côté")],
@@ -87,7 +90,11 @@ GOOD: dict[str, tuple[str, Rows, dict[str, Any]]] = {
         [("Équipe Été", "Réseau, terrain", "rené", "René Côté"), ("東京", "営業", "田中", "田中")],
         {},
     ),
-    "utf16_be_bom.csv": ("CSV, UTF-16, values separated by commas", [("Zürich", "Crew", "zoë", "Zoë")], {}),  # fmt: skip
+    "utf16_be_bom.csv": (
+        "CSV, UTF-16, values separated by commas",
+        [("Zürich", "Crew", "zoë", "Zoë")],
+        {},
+    ),
     "utf8_bom_excel.csv": (
         COMMAS,
         [("Platform", "Keeps the lights on", "ada", "Ada Lovelace,Grace Hopper")],
@@ -105,9 +112,12 @@ GOOD: dict[str, tuple[str, Rows, dict[str, Any]]] = {
     ),
     "google_sheets_export.csv": (
         COMMAS,
-        [("Falcon", "Birds", "kiri", "Kiri Tane,Ana Lima"), ("Owl", 'Says "hoo"', "ana", "Ana Lima")],
+        [
+            ("Falcon", "Birds", "kiri", "Kiri Tane,Ana Lima"),
+            ("Owl", 'Says "hoo"', "ana", "Ana Lima"),
+        ],
         {},
-    ),  # fmt: skip
+    ),
     "libreoffice_all_quoted.csv": (COMMAS, [FALCON, ("Owl", "", "", "")], {}),
     "excel_leading_zeros.csv": (
         COMMAS,
@@ -133,33 +143,49 @@ GOOD: dict[str, tuple[str, Rows, dict[str, Any]]] = {
 
 def nothing(bad: int, rows: int, where: str, message: str) -> str:
     verb = "is" if bad == 1 else "are"
-    return f"Nothing was imported: {bad} of {rows} rows {verb} bad. First problem: {where}: {message} {FIX}"
+    return (
+        f"Nothing was imported: {bad} of {rows} rows {verb} bad. First problem: {where}: "
+        f"{message} {FIX}"
+    )
 
 
 BAD: dict[str, str] = {
     "unnamed_column_with_data.csv": nothing(
-        1, 2, "Row 3, column E",
+        1,
+        2,
+        "Row 3, column E",
         "Column E has no name in the header but holds a value in this row. Delete the value, "
         "or the column.",
-    ),  # fmt: skip
-    "named_unknown_column.csv": f'The header (row 1) has the unknown column "notes" (column E). {MUST}',
+    ),
+    "named_unknown_column.csv": (
+        f'The header (row 1) has the unknown column "notes" (column E). {MUST}'
+    ),
     "long_manager_after_trim.csv": nothing(
-        1, 1, "Row 2, column manager (C)", "The manager is 21 characters long; at most 20 are allowed."
-    ),  # fmt: skip
+        1,
+        1,
+        "Row 2, column manager (C)",
+        "The manager is 21 characters long; at most 20 are allowed.",
+    ),
     "lf_unquoted_carriage_return.csv": nothing(
-        1, 2, "Row 3, column name (A)",
+        1,
+        2,
+        "Row 3, column name (A)",
         "A value holds a line break but is not in double quotes. Put the value in double "
         "quotes, or remove the line break.",
-    ),  # fmt: skip
+    ),
     "nul_in_description.csv": nothing(
-        1, 3, "Row 3, column description (B)",
+        1,
+        3,
+        "Row 3, column description (B)",
         "The row contains a NUL byte (binary data). Remove it and upload the file again.",
-    ),  # fmt: skip
+    ),
     "semicolon_row_with_too_few.csv": nothing(
-        1, 1, "Row 2",
+        1,
+        1,
+        "Row 2",
         "The row has 3 fields; expected 4 (name, description, manager, members). Quote fields "
         "that contain semicolons.",
-    ),  # fmt: skip
+    ),
     "missing_column_semicolons.csv": f"The header (row 1) misses the column members. {MUST}",
 }
 
@@ -212,8 +238,9 @@ def test_a_value_over_the_field_size_limit_names_row_and_column(user, settings):
         "column": "description",
         "letter": "B",
         "value": "",
-        "message": limit + " Shorten it; if it should be short, look for a quote that is never closed.",
-    }  # fmt: skip
+        "message": f"{limit} Shorten it; if it should be short, look for a quote that is never "
+        "closed.",
+    }
     assert not Team.objects.exists()
     skipped = import_now(user, "big.csv", data, on_error="skip")
     assert stored(skipped) == [("A", "b", "c", "d")]
@@ -264,7 +291,9 @@ def test_a_workbook_is_imported_as_the_spreadsheet_shows_it(user):  # type: igno
 
 
 def test_a_workbook_sheet_is_chosen_by_name(user):  # type: ignore[no-untyped-def]
-    data = workbook(("Notes", [["not", "teams"]]), ("Teams 2026", [HEADER.split(","), list(FALCON)]))
+    data = workbook(
+        ("Notes", [["not", "teams"]]), ("Teams 2026", [HEADER.split(","), list(FALCON)])
+    )
     job = import_now(user, "teams.xlsx", data, sheet="Teams 2026")
     assert stored(job) == [FALCON]
     assert job.params["read_as"] == 'Excel workbook, sheet "Teams 2026"'
@@ -279,8 +308,11 @@ def test_a_workbook_with_a_title_row_and_a_bad_row(user):  # type: ignore[no-unt
     rows = [["Teams of 2026"], [], HEADER.split(","), list(FALCON), ["Owl", "", "a" * 21, ""]]
     job = import_now(user, "teams.xlsx", workbook(("Sheet1", rows)))
     assert job.error == nothing(
-        1, 2, "Row 5, column manager (C)", "The manager is 21 characters long; at most 20 are allowed."
-    )  # fmt: skip
+        1,
+        2,
+        "Row 5, column manager (C)",
+        "The manager is 21 characters long; at most 20 are allowed.",
+    )
     assert not Team.objects.exists()
 
 

@@ -158,11 +158,11 @@ def _csv_error_message(text: str, delimiter: str) -> str:
     if "expected after" in text:
         return (
             f"A quote closes the value but is not followed by {DELIMITERS[delimiter][:-1]}. "
-            'A value that contains quotes must itself be quoted, with each quote inside it '
+            "A value that contains quotes must itself be quoted, with each quote inside it "
             'written as "".'
         )
     return (
-        'The row is not valid CSV. A value that contains quotes must itself be quoted, with '
+        "The row is not valid CSV. A value that contains quotes must itself be quoted, with "
         'each quote inside it written as "".'
     )
 
@@ -218,7 +218,7 @@ class CsvReader(Reader):
         header = next((line for line in text.split(self.newline) if line.strip()), "")
         if "\x00" in header:
             raise FileProblem(
-                    "The file is not a CSV text file: its first row contains binary data. Save "
+                "The file is not a CSV text file: its first row contains binary data. Save "
                 'it as "CSV UTF-8" or as an Excel workbook (.xlsx) and upload it again.'
             )
         self.max_line = max_field_bytes() * (len(KNOWN) + 1)
@@ -268,10 +268,8 @@ class CsvReader(Reader):
 
     def _bad_row(self, row: int, start: int, end: int, kind: str) -> Record:
         """A row that cannot be read; ``kind`` is TOO_BIG or the csv module's error."""
-        if kind == TOO_BIG:
-            message = too_big_message()
-        else:
-            message = _csv_error_message(kind, self.delimiter)
+        big = kind == TOO_BIG
+        message = too_big_message() if big else _csv_error_message(kind, self.delimiter)
         return Record(row, [], end, error=message, error_column=self._column_at(start, kind))
 
     def _column_at(self, start: int, kind: str) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import zipfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
@@ -86,7 +86,10 @@ class WorkbookReader(Reader):
         except (zipfile.BadZipFile, OSError):
             return f"The file is a damaged ZIP archive, not a workbook. {SAVE_AS}"
         if b"opendocument.spreadsheet" in mimetype:
-            return f"The file is an OpenDocument spreadsheet (.ods), which Collect cannot read. {SAVE_AS}"
+            return (
+                "The file is an OpenDocument spreadsheet (.ods), which Collect cannot read. "
+                f"{SAVE_AS}"
+            )
         return f"The file is a ZIP archive, not an Excel workbook. {SAVE_AS}"
 
     def decided(self) -> dict[str, Any]:
