@@ -348,3 +348,40 @@ def test_a_file_that_is_not_a_readable_workbook_is_named(user, name):  # type: i
     job = import_now(user, name, data)
     assert (job.state, job.error) == (State.FAILED, message)
     assert not Team.objects.exists()
+
+
+def test_the_page_speaks_of_its_own_controls_not_api_parameters(user, browser_client):  # type: ignore[no-untyped-def]
+    job = import_now(user, "t.csv", (CORPUS / "long_manager_after_trim.csv").read_bytes())
+    page = browser_client.get(f"/tasks/{job.id}/").content.decode()
+    assert 'or import it again with "Skip bad rows" chosen to leave them out.' in page
+    assert "<td>2</td><td>manager (C)</td>" in page
+    assert "on_error" not in page
+    form = browser_client.get("/import_teams/").content.decode()
+    assert "Skip bad rows: import the good rows and report the bad ones" in form
+    assert '<input type="text" name="sheet" id="id_sheet"' in form
+    assert '<input type="text" name="encoding" id="id_encoding"' in form
+
+
+def test_the_api_schema_documents_sheet_and_encoding(api):  # type: ignore[no-untyped-def]
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    body = schema["paths"]["/api/imports/teams/"]["post"]["requestBody"]["content"]
+    ref = body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    fields = schema["components"]["schemas"][ref]["properties"]
+    assert set(fields) == {"file", "on_error", "encoding", "sheet"}
+    assert fields["sheet"]["description"] == (
+        "Workbooks only: the name of the sheet to import. Empty: the first sheet."
+    )
+    assert fields["encoding"]["description"].startswith("CSV only: the encoding of a file")
+
+
+def test_an_unknown_encoding_is_refused_before_anything_is_stored(api):  # type: ignore[no-untyped-def]
+    upload = SimpleUploadedFile("t.csv", f"{HEADER}\r\nA,b,c,d\r\n".encode())
+    answer = api.post(
+        "/api/imports/teams/", {"file": upload, "encoding": "klingon"}, format="multipart"
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "detail": '"klingon" is not an encoding Collect knows. Leave it empty to have it '
+        "detected, or give one such as utf-8, cp1252 (Windows Western), cp1251, latin-1."
+    }
+    assert not Job.objects.exists()
