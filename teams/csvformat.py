@@ -77,6 +77,8 @@ class Layout:
     row: int
     text_encoding: str = "UTF-8"
     split_hint: str = "Quote fields that contain commas."
+    # Workbooks leave out the empty cells at the end of a row; CSV rows must be whole.
+    pad_short_rows: bool = False
     max_field_bytes: int = field(default_factory=max_field_bytes)
     unnamed: list[int] = field(default_factory=list)
 
@@ -130,6 +132,7 @@ def read_header(reader: Reader) -> Layout:
 def _with_reader(layout: Layout, reader: Reader) -> Layout:
     layout.text_encoding = getattr(reader, "text_encoding", layout.text_encoding)
     layout.split_hint = getattr(reader, "split_hint", layout.split_hint)
+    layout.pad_short_rows = getattr(reader, "pad_short_rows", False)
     return layout
 
 
@@ -241,7 +244,7 @@ def _fit(record: Record, fields: list[str], layout: Layout) -> tuple[list[str], 
     width = layout.width
     if len(fields) > width and not any(fields[width:]):
         return fields[:width], None
-    if len(fields) < width and not any(layout.names[len(fields) :]):
+    if len(fields) < width and (layout.pad_short_rows or not any(layout.names[len(fields) :])):
         return fields + [""] * (width - len(fields)), None
     n = len(fields)
     named = ", ".join(n for n in layout.names if n)

@@ -56,6 +56,7 @@ class WorkbookReader(Reader):
     """An .xlsx workbook: the first sheet, or the one the ``sheet`` option names."""
 
     name = "xlsx"
+    pad_short_rows = True
 
     def start(self) -> tuple[int, int]:
         self.fh.seek(0)
