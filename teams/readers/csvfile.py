@@ -158,7 +158,7 @@ def _csv_error_message(text: str, delimiter: str) -> str:
         )
     if "expected after" in text:
         return (
-            f"A quote closes the value but is not followed by {DELIMITERS[delimiter][:-1]}. "
+            f"A quote closes the value but is not followed by a {DELIMITERS[delimiter][:-1]}. "
             "A value that contains quotes must itself be quoted, with each quote inside it "
             'written as "".'
         )

@@ -12,6 +12,7 @@ overrides all of this.
 from __future__ import annotations
 
 import codecs
+import re
 
 import charset_normalizer
 
@@ -90,16 +91,16 @@ def _has_utf8_sequences(sample: bytes) -> bool:
 def detect(sample: bytes) -> str:
     """The codec for a file without a byte order mark whose first bytes are ``sample``.
 
-    UTF-8 when the sample is valid UTF-8. Otherwise charset-normalizer's guess,
+    UTF-8 when the sample is valid UTF-8, or broken UTF-8 (``_utf8_shaped``). Otherwise charset-normalizer's guess,
     corrected towards the Windows code page of the script it found (what Excel
     writes): Windows-1251 for Cyrillic, Windows-1252 for Latin script. A Latin
     file that holds well-formed UTF-8 characters among bad bytes is a UTF-8 file
     with a few pasted legacy rows: read as UTF-8, those rows are reported rather
     than the whole file misread.
     """
-    if _valid_utf8(sample):
-        return "utf-8"
     sample = sample[:DETECT_BYTES]
+    if _valid_utf8(sample) or _utf8_shaped(sample):
+        return "utf-8"
     results = charset_normalizer.from_bytes(sample)
     best = results.best()
     guess = best.encoding if best is not None else WESTERN
@@ -111,6 +112,17 @@ def detect(sample: bytes) -> str:
     if _has_utf8_sequences(sample):
         return "utf-8"
     return WESTERN if _decodes(sample, WESTERN) else guess
+
+
+def _utf8_shaped(sample: bytes) -> bool:
+    """Whether every run of non-ASCII bytes is a lead byte and continuation bytes.
+
+    That is broken UTF-8 (an overlong form, an encoded surrogate), to be reported
+    row by row. Legacy Latin text almost never has this shape: its accented
+    letters sit among ASCII letters.
+    """
+    runs = re.findall(rb"[\x80-\xff]+", sample)
+    return bool(runs) and all(re.fullmatch(rb"(?:[\xc0-\xff][\x80-\xbf]+)+", r) for r in runs)
 
 
 def _decodes(sample: bytes, codec: str) -> bool:
