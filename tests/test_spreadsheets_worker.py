@@ -65,7 +65,8 @@ def test_a_workbook_through_the_api_and_the_page(worker, api, browser_client, tm
 
 def test_a_semicolon_windows_1252_file_through_the_page(worker, browser_client):  # type: ignore[no-untyped-def]
     data = (
-        "name;description;manager;members\r\nNordwind;Segler, Boote;jan;Jan Röth\r\n ; ;;\r\n;;;\r\n"
+        "name;description;manager;members\r\n"
+        "Nordwind;Segler, Boote;jan;Jan Röth\r\n ; ;;\r\n;;;\r\n"
     )
     answer = browser_client.post(
         "/import_teams/", {"file": SimpleUploadedFile("teams.csv", data.encode("cp1252"))}

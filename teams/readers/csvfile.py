@@ -22,7 +22,6 @@ bounded whatever the file.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Iterator
 from typing import IO, Any

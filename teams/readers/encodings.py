@@ -91,9 +91,9 @@ def _has_utf8_sequences(sample: bytes) -> bool:
 def detect(sample: bytes) -> str:
     """The codec for a file without a byte order mark whose first bytes are ``sample``.
 
-    UTF-8 when the sample is valid UTF-8, or broken UTF-8 (``_utf8_shaped``). Otherwise charset-normalizer's guess,
-    corrected towards the Windows code page of the script it found (what Excel
-    writes): Windows-1251 for Cyrillic, Windows-1252 for Latin script. A Latin
+    UTF-8 when the sample is valid UTF-8, or broken UTF-8 (``_utf8_shaped``).
+    Otherwise charset-normalizer's guess, corrected towards the Windows code page
+    of the script it found (what Excel writes): Windows-1251 for Cyrillic, Windows-1252 for Latin script. A Latin
     file that holds well-formed UTF-8 characters among bad bytes is a UTF-8 file
     with a few pasted legacy rows: read as UTF-8, those rows are reported rather
     than the whole file misread.
