@@ -94,9 +94,9 @@ def detect(sample: bytes) -> str:
     UTF-8 when the sample is valid UTF-8, or broken UTF-8 (``_utf8_shaped``).
     Otherwise charset-normalizer's guess, corrected towards the Windows code page
     of the script it found (what Excel writes): Windows-1251 for Cyrillic,
-    Windows-1252 for Latin script. A Latin file that holds well-formed UTF-8 characters among bad bytes is a UTF-8 file
-    with a few pasted legacy rows: read as UTF-8, those rows are reported rather
-    than the whole file misread.
+    Windows-1252 for Latin script. A Latin file that holds well-formed UTF-8
+    characters among bad bytes is a UTF-8 file with a few pasted legacy rows:
+    read as UTF-8, those rows are reported rather than the whole file misread.
     """
     sample = sample[:DETECT_BYTES]
     if _valid_utf8(sample) or _utf8_shaped(sample):
