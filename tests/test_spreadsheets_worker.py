@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import openpyxl
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs import services
@@ -18,6 +19,8 @@ from jobs.models import Job, State
 from teams.models import Team
 from tests.test_import_helpers import rows_of, start
 from tests.workers import wait_processed, wait_state
+
+pytestmark = pytest.mark.servers  # real worker, broker and database
 
 WORDS = [
     "alpha",
