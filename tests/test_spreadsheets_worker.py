@@ -17,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from jobs import services
 from jobs.models import Job, State
 from teams.models import Team
+from tests.test_faults import kill_at
 from tests.test_import_helpers import rows_of, start
 from tests.workers import wait_processed, wait_state
 
@@ -123,3 +124,21 @@ def test_a_killed_worker_on_a_workbook_is_replaced_exactly(make_worker, user, tm
     job = wait_state(job, State.SUCCEEDED, timeout=180)
     assert job.attempts >= 2
     assert rows_of(job) == expected
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    ("batch", "delay"), [(0, 0.05), (3, 0.0), (7, 0.11)], ids=["b0", "b3", "b7"]
+)
+def test_a_workbook_import_survives_sigkill(make_worker, user, tmp_path, batch, delay):  # type: ignore[no-untyped-def]
+    """The kill points of tests/test_faults.py, on a workbook (checkpoints are row indexes)."""
+    rows = 300
+    path, expected = make_workbook(tmp_path, rows * 12, seed=50 + batch)
+    env = {"COLLECT_IMPORT_THROTTLE_SECONDS": "0.1"}
+    workers = [make_worker(env=env), make_worker(env=env)]
+    job = start(user, path, batch_size=rows)
+    committed = kill_at(workers, job, rows, batch, delay)
+    assert Team.objects.filter(job=job).count() == committed
+    job = wait_state(job, State.SUCCEEDED, timeout=120)
+    assert job.attempts >= 2
+    assert rows_of(job) == expected  # none lost, none twice, in order
