@@ -143,14 +143,15 @@ def _with_reader(layout: Layout, reader: Reader) -> Layout:
 
 def _layout(names: list[str], record: Record) -> Layout:
     # One pass (not names.count per name): a header may have 100,000 columns.
-    seen: set[str] = set()
-    for name in names:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
         if name and name in seen:
             raise FileProblem(
-                f'The header names the column "{_shown(name, 50)}" more than once. Each column '
-                f"may appear only once: {HEADER}."
+                f'The header (row {record.row}) names the column "{_shown(name, 50)}" twice, in '
+                f"columns {letter(seen[name])} and {letter(i)}. Each column may appear only "
+                f"once: {HEADER}."
             )
-        seen.add(name)
+        seen.setdefault(name, i)
     unknown = [
         f'"{_shown(n, 50)}" (column {letter(i)})'
         for i, n in enumerate(names)

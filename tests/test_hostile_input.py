@@ -59,7 +59,9 @@ EXPECTED: dict[str, list[str]] = {
         "Row 5, column manager (C): The manager is 34 characters long; at most 20",
     ],
     "gzip_renamed.csv": ["The file is a gzip archive, " + NAMED],
-    "header_twice_duplicate.csv": ['The header names the column "name" more than once.'],
+    "header_twice_duplicate.csv": [
+        'The header (row 1) names the column "name" twice, in columns A and B.'
+    ],
     "html_document.csv": ["The header (row 1) misses the columns name, description", HEADER_HINT],
     "html_in_header.csv": [
         "The header (row 1) misses the column members and has the unknown column "

@@ -69,8 +69,8 @@ FILE_CASES = {
     ),
     "duplicate column": (
         b"name,description,Name ,manager,members\nA,b,A,c,d\n",
-        'The header names the column "name" more than once. Each column may appear only '
-        f"once: {HEADER}.",
+        'The header (row 1) names the column "name" twice, in columns A and C. Each column '
+        f"may appear only once: {HEADER}.",
     ),
     "not csv at all": (
         b"Hello,\nthis is a letter.\n",
