@@ -166,11 +166,40 @@ class Bench:
         return peaks
 
 
-def run(n: int, batch_size: int, workdir: Path, stop: bool) -> dict[str, object]:
-    path = workdir / f"teams-{n}.csv"
-    if not path.exists():
+def fake_file(workdir: Path, n: int, fmt: str) -> Path:
+    """The benchmark's input: CSV with commas or semicolons, or an .xlsx workbook."""
+    suffix = "xlsx" if fmt == "xlsx" else "csv"
+    path = workdir / f"teams-{n}-{fmt}.{suffix}"
+    if path.exists():
+        return path
+    if fmt != "xlsx":
         with path.open("w", encoding="utf-8", newline="") as fh:
-            write_fake_teams(fh, n, seed=1)
+            write_fake_teams(fh, n, seed=1, delimiter=";" if fmt == "semicolon" else ",")
+        return path
+    import csv
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    text = io.StringIO(newline="")
+    write_fake_teams(text, n, seed=1)
+    text.seek(0)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Teams")
+    for row in csv.reader(text):
+        cells = []
+        for value in row:
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"  # text, even when it starts with "=" like a formula
+            cells.append(cell)
+        sheet.append(cells)
+    book.save(path)
+    return path
+
+
+def run(n: int, batch_size: int, workdir: Path, stop: bool, fmt: str = "csv") -> dict[str, object]:
+    path = fake_file(workdir, n, fmt)
     bench = Bench(batch_size, workdir)
     try:
         started = time.monotonic()
@@ -179,6 +208,7 @@ def run(n: int, batch_size: int, workdir: Path, stop: bool) -> dict[str, object]
         done = bench.wait(job, {"succeeded"})
         assert Team.objects.filter(job=job).count() == n, "row count differs"
         figures: dict[str, object] = {
+            "format": fmt,
             "rows": n,
             "batch": batch_size,
             "MiB": round(path.stat().st_size / 1024**2, 1),
@@ -210,6 +240,10 @@ def main() -> None:
         "--batch-size", nargs="+", type=int, default=[settings.COLLECT_IMPORT_BATCH_SIZE]
     )
     parser.add_argument("--no-stop", action="store_true", help="skip the stop measurement")
+    parser.add_argument(
+        "--format", nargs="+", default=["csv"], choices=["csv", "semicolon", "xlsx"],
+        help="csv (commas), semicolon (CSV with semicolons), xlsx (a workbook)",
+    )  # fmt: skip
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     workdir = Path(settings.DATA_DIR) / "bench"
@@ -218,9 +252,10 @@ def main() -> None:
           f"broker: {settings.CELERY_BROKER_URL.split(':', 1)[0]}")  # fmt: skip
     rows = []
     for n in args.sizes:
-        for batch_size in args.batch_size:
-            rows.append(run(n, batch_size, workdir, stop=not args.no_stop))
-            print(rows[-1], flush=True)
+        for fmt in args.format:
+            for batch_size in args.batch_size:
+                rows.append(run(n, batch_size, workdir, stop=not args.no_stop, fmt=fmt))
+                print(rows[-1], flush=True)
     columns = list(rows[0])
     for row in rows[1:]:
         columns += [c for c in row if c not in columns]

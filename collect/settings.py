@@ -416,6 +416,10 @@ COLLECT_SITE_URL = env_str("COLLECT_SITE_URL", "http://localhost:8000")
 COLLECT_IMPORT_BATCH_SIZE = env_int("COLLECT_IMPORT_BATCH_SIZE", 5000)
 # Seconds to rest after each batch, to leave a busy database room for other work.
 COLLECT_IMPORT_THROTTLE_SECONDS = env_float("COLLECT_IMPORT_THROTTLE_SECONDS", 0.0)
+# The largest value one cell may hold, in bytes. A bigger one is a row problem
+# (row and column named), and no line longer than a row of such cells is ever
+# held in memory: this bounds the worker's memory whatever the file.
+COLLECT_IMPORT_MAX_FIELD_BYTES = env_int("COLLECT_IMPORT_MAX_FIELD_BYTES", 1024**2)
 # --- end of team import -----------------------------------------------------
 
 # --- Logins, sessions, headers, request limits (hardening) ---------------------

@@ -1,190 +1,166 @@
-"""The teams CSV: reading it record by record at exact byte offsets, and its checks.
+"""The teams file, whatever its format: its columns, its header and the checks of each row.
 
-The file is read in binary and decoded line by line, and the ``csv`` module
-is fed one line at a time. It pulls only the lines it needs to complete a
-record, so after each record we know the byte offset where the next one
-starts, even when a quoted field spans several lines. A checkpoint is such an
-offset: a resumed import seeks there instead of reading from the start.
+Readers (``teams.readers``) turn a CSV file or a workbook into rows of text;
+this module finds the header among them and checks each row, so every format
+gets the same rules and the same words.
 
-Rows are numbered as a spreadsheet shows them: the header is row 1, the
-first team row 2 (a quoted field with line breaks is still one row).
+Rows are numbered as a spreadsheet shows them: the first row of the file is
+row 1 (a quoted field with line breaks is still one row). Columns are named by
+their header name and their spreadsheet letter (A, B, ..., Z, AA).
+
+Tidy-up before checks, for the files spreadsheets write: blank rows above the
+header are skipped; a row whose every cell is empty is ignored like a blank
+line (and counted); columns without a name are ignored while they are empty;
+spaces (any Unicode white space) around every value are trimmed.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import IO, Any
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.template.defaultfilters import filesizeformat
+from openpyxl.utils import get_column_letter
 
 from teams.models import MANAGER_MAX, NAME_MAX
+from teams.readers import FileProblem, Reader, Record, max_field_bytes
 
 COLUMNS = ("name", "description", "manager", "members")
 HEADER = ",".join(COLUMNS)
-BOM = b"\xef\xbb\xbf"
-FIX_HINT = (
-    "Download the error report, fix those rows and upload the file again, "
-    "or import it with on_error=skip to leave the bad rows out."
-)
-
-# Fields may be long (descriptions, member lists); the default 128 KiB is not
-# a limit of ours. The upload size limit bounds them anyway.
-csv.field_size_limit(64 * 1024 * 1024)
-
-# Files people upload by mistake, known by their first bytes: named in the message.
-NOT_CSV = (
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)"),
-    (b"\xff\xfe\x00\x00", "UTF-32 text"),
-    (b"\xff\xfe", "UTF-16 text"),
-    (b"\xfe\xff", "UTF-16 text"),
-)
+FIX_HINT = "Download the error report, fix those rows and upload the file again."
+NOT_UTF8 = "The row is not valid UTF-8 text. Save the file as CSV UTF-8 and upload it again."
 MAX_SHOWN_COLUMNS = 10
+HEADER_SEARCH = 20
+_COLUMN_SET = frozenset(COLUMNS)
 
-
-class FileProblem(Exception):
-    """The file as a whole cannot be imported (not CSV, empty, bad header)."""
-
-
-@dataclass
-class Record:
-    row: int
-    fields: list[str]
-    end: int  # byte offset just after this record
-    error: str = ""  # the row cannot be read as CSV (the message for the user)
-    bad_utf8: bool = False
+__all__ = ["COLUMNS", "HEADER", "FileProblem", "Layout", "Problem", "check", "read_header"]
 
 
 @dataclass
 class Problem:
+    """What is wrong with one row: where (row, column name and letter) and the message."""
+
     row: int
     column: str
     value: str
     message: str
+    letter: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "row": self.row,
             "column": self.column,
+            "letter": self.letter,
             "value": self.value,
             "message": self.message,
         }
 
 
-class _Lines:
-    """Decoded lines for ``csv.reader``, counting the bytes handed out so far."""
-
-    def __init__(self, fh: IO[bytes], offset: int) -> None:
-        self.fh = fh
-        self.offset = offset
-        self.bad_utf8 = False
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        raw = self.fh.readline()
-        if not raw:
-            raise StopIteration
-        self.offset += len(raw)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            # Keep reading so every bad row is reported; the row is marked bad.
-            self.bad_utf8 = True
-            return raw.decode("utf-8", "surrogateescape")
+def where(problem: dict[str, Any]) -> str:
+    """``Row 3, column manager (C)``: the place of a problem as the user reads it."""
+    text = f"Row {problem['row']}"
+    column, letter = problem.get("column"), problem.get("letter")
+    if column and letter:
+        text += f", column {column} ({letter})"
+    elif column or letter:
+        text += f", column {column or letter}"
+    return text
 
 
-def _csv_error_message(exc: csv.Error) -> str:
-    text = str(exc)
-    if "unexpected end of data" in text:
-        return (
-            'A quoted field is never closed: a " opens a field that runs to the end of the '
-            'file. Close the quote, and write a quote inside a quoted field as "".'
-        )
-    if "NUL" in text:
-        return "The row contains a NUL byte (binary data). Save the file as CSV UTF-8 text."
-    return (
-        f"The row is not valid CSV ({text}). A field that contains quotes must itself be "
-        'quoted, with each quote inside it written as "".'
-    )
+@dataclass
+class Layout:
+    """The header: the index of each of COLUMNS, the names in file order, where rows start."""
+
+    positions: list[int]
+    names: list[str]
+    start: int
+    row: int
+    text_encoding: str = "UTF-8"
+    split_hint: str = "Quote fields that contain commas."
+    # Workbooks leave out the empty cells at the end of a row; CSV rows must be whole.
+    pad_short_rows: bool = False
+    max_field_bytes: int = field(default_factory=max_field_bytes)
+    unnamed: list[int] = field(default_factory=list)
+    width: int = field(init=False)
+    pick: Callable[[list[str]], Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.width = len(self.names)
+        # The cells of COLUMNS, in that order, from a row (a C-level getter: it runs per row).
+        self.pick = operator.itemgetter(*self.positions)
 
 
-def records(fh: IO[bytes], *, offset: int, row: int) -> Iterator[Record]:
-    """The records after byte ``offset``, where ``row`` is the row number before it."""
-    fh.seek(offset)
-    lines = _Lines(fh, offset)
-    reader = csv.reader(lines, strict=True)
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            row += 1
-            yield Record(row, [], lines.offset, error=_csv_error_message(exc))
-            lines.bad_utf8 = False
-            continue
-        row += 1
-        yield Record(row, fields, lines.offset, bad_utf8=lines.bad_utf8)
-        lines.bad_utf8 = False
+def letter(index: int) -> str:
+    """The spreadsheet letter of the column at 0-based ``index`` (0 → A, 26 → AA)."""
+    return get_column_letter(index + 1) if index < 16384 else f"number {index + 1:,}"
 
 
-def read_header(fh: IO[bytes]) -> tuple[list[int], int]:
-    """Check the header; return the position of each of COLUMNS and the offset after it.
+def read_header(reader: Reader) -> Layout:
+    """Find the header and check it.
 
-    Raises ``FileProblem`` with the message the user reads.
+    The header is the first row with a value, or a later one (within the first
+    HEADER_SEARCH rows with values) that names every column: title rows above a
+    header (a merged "Teams 2026" cell) are skipped. Raises ``FileProblem`` with
+    the message the user reads.
     """
-    fh.seek(0)
-    head = fh.read(64 * 1024)
-    if not head:
-        raise FileProblem(f"The file is empty. Upload a CSV file whose first row is {HEADER}.")
-    not_text = (
-        "The file is not a CSV text file: it contains binary data. Save it as "
-        f'"CSV UTF-8 (comma delimited)" with the header {HEADER} and upload it again.'
-    )
-    for magic, what in NOT_CSV:
-        if head.startswith(magic):
-            raise FileProblem(
-                f"The file is {what}, not a CSV UTF-8 text file. Save it as "
-                f'"CSV UTF-8 (comma delimited)" with the header {HEADER} and upload it again.'
-            )
-    if b"\x00" in head:
-        raise FileProblem(not_text)
-    start = len(BOM) if head.startswith(BOM) else 0
-    first = next(records(fh, offset=start, row=0), None)
-    if first is None or (not first.fields and not first.error):
-        raise FileProblem(f"The file has no header. Its first row must be {HEADER}.")
-    if first.bad_utf8:
-        raise FileProblem(not_text)
-    if first.error and b"\r" in head and b"\n" not in head:
-        raise FileProblem(
-            "The lines of the file end with a carriage return only (the old Mac format). "
-            f'Save it as "CSV UTF-8 (comma delimited)" with the header {HEADER} and upload it '
-            "again."
-        )
-    if first.error:
-        raise FileProblem(f"The header row is not valid CSV. Its first row must be {HEADER}.")
-    names = [f.strip().lower() for f in first.fields]
-    if len(names) == 1 and (";" in names[0] or "\t" in names[0]):
-        sep = "semicolons" if ";" in names[0] else "tabs"
-        raise FileProblem(
-            f"The columns of the header are separated by {sep}; Collect reads commas. "
-            f'Save the file as "CSV UTF-8 (comma delimited)" with the header {HEADER}.'
-        )
+    position, row = reader.start()
+    first: tuple[list[str], Record] | None = None
+    seen = 0
+    for record in reader.records(position, row):
+        names = [f.strip().lower() for f in record.fields]
+        if not record.error and not any(names):
+            continue  # blank rows above the header
+        if first is None:
+            if record.error:
+                raise FileProblem(
+                    f"The header row (row {record.row}) is not valid CSV. It must name the "
+                    f"columns {HEADER}."
+                )
+            if record.bad_text:
+                raise FileProblem(
+                    f"The header row (row {record.row}) is not valid text. Save the file as "
+                    '"CSV UTF-8" or as an Excel workbook (.xlsx) and upload it again.'
+                )
+            first = names, record
+        if not record.error and _COLUMN_SET.issubset(names):
+            return _with_reader(_layout(names, record), reader)
+        seen += 1
+        if seen >= HEADER_SEARCH:
+            break
+    if first is None:
+        raise FileProblem(f"The file has no header. Its first row must name the columns {HEADER}.")
+    return _with_reader(_layout(*first), reader)
+
+
+def _with_reader(layout: Layout, reader: Reader) -> Layout:
+    layout.text_encoding = getattr(reader, "text_encoding", layout.text_encoding)
+    layout.split_hint = getattr(reader, "split_hint", layout.split_hint)
+    layout.pad_short_rows = getattr(reader, "pad_short_rows", False)
+    return layout
+
+
+def _layout(names: list[str], record: Record) -> Layout:
     # One pass (not names.count per name): a header may have 100,000 columns.
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name and name in seen:
             raise FileProblem(
-                f'The header names the column "{_shown(name, 50)}" more than once. Each column '
-                f"may appear only once: {HEADER}."
+                f'The header (row {record.row}) names the column "{_shown(name, 50)}" twice, in '
+                f"columns {letter(seen[name])} and {letter(i)}. Each column may appear only "
+                f"once: {HEADER}."
             )
-        seen.add(name)
-    unknown = [f'"{_shown(n, 50)}"' for n in names if n not in COLUMNS]
+        seen.setdefault(name, i)
+    unknown = [
+        f'"{_shown(n, 50)}" (column {letter(i)})'
+        for i, n in enumerate(names)
+        if n and n not in COLUMNS
+    ]
     if len(unknown) > MAX_SHOWN_COLUMNS:
         more = len(unknown) - MAX_SHOWN_COLUMNS
         unknown = [*unknown[:MAX_SHOWN_COLUMNS], f"and {more:,} more"]
-    missing = [c for c in COLUMNS if c not in names]
+    missing = [c for c in COLUMNS if c not in seen]
     if unknown or missing:
         parts = []
         if missing:
@@ -194,10 +170,16 @@ def read_header(fh: IO[bytes]) -> tuple[list[int], int]:
             plural = "s" if len(unknown) > 1 else ""
             parts.append(f"has the unknown column{plural} {', '.join(unknown)}")
         raise FileProblem(
-            f"The header {' and '.join(parts)}. The first row must name the columns "
-            f"{HEADER} (in any order, any case)."
+            f"The header (row {record.row}) {' and '.join(parts)}. The first row must name the "
+            f"columns {HEADER} (in any order, any case)."
         )
-    return [names.index(c) for c in COLUMNS], first.end
+    return Layout(
+        positions=[names.index(c) for c in COLUMNS],
+        names=names,
+        start=record.end,
+        row=record.row,
+        unnamed=[i for i, n in enumerate(names) if not n],
+    )
 
 
 def _shown(value: str, limit: int = 200) -> str:
@@ -205,72 +187,137 @@ def _shown(value: str, limit: int = 200) -> str:
     return value if len(value) <= limit else value[:limit] + "…"
 
 
-def check(record: Record, positions: list[int]) -> tuple[tuple[str, ...] | None, list[Problem]]:
-    """The row's values in COLUMNS order, or None and what is wrong with it."""
+def _problem(row: int, layout: Layout, index: int, value: str, message: str) -> Problem:
+    name = layout.names[index] if 0 <= index < layout.width else ""
+    return Problem(row, name, _shown(value), message, letter(index) if index >= 0 else "")
+
+
+def check(record: Record, layout: Layout) -> tuple[tuple[str, ...] | None, list[Problem]]:
+    """The row's values in COLUMNS order, or None and what is wrong with it.
+
+    A row whose every cell is empty gives ``((), [])``: not a team, not a problem.
+    Written for speed: it runs once per row, twice per import.
+    """
     row = record.row
     if record.error:
-        return None, [Problem(row, "", "", record.error)]
+        return None, [_problem(row, layout, record.error_column, "", record.error)]
     fields = record.fields
-    if len(fields) != len(COLUMNS):
-        return None, [
-            Problem(
-                row,
-                "",
-                _shown(",".join(fields)),
-                f"The row has {len(fields)} field{'' if len(fields) == 1 else 's'}; "
-                f"expected {len(COLUMNS)} ({', '.join(COLUMNS)}). Quote fields that "
-                "contain commas.",
-            )
-        ]
-    values = tuple(fields[p] for p in positions)
-    if any("\x00" in v for v in values):
-        column = next(c for c, v in zip(COLUMNS, values, strict=True) if "\x00" in v)
-        return None, [
-            Problem(
-                row,
-                column,
-                "",
-                "The row contains a NUL byte (binary data). Save the file as CSV UTF-8 text.",
-            )
-        ]
-    if record.bad_utf8:
-        column = next(
-            (c for c, v in zip(COLUMNS, values, strict=True) if not v.isascii() and _has_bad(v)),
-            "",
-        )
-        value = values[COLUMNS.index(column)] if column else ""
-        return None, [
-            Problem(
-                row,
-                column,
-                _shown(value),
-                "The row is not valid UTF-8 text. Save the file as CSV UTF-8 and upload it again.",
-            )
-        ]
-    problems = []
+    if len(fields) == layout.width and not layout.unnamed:
+        # The common case: the header's cells exactly, each one named.
+        values = tuple(map(str.strip, layout.pick(fields)))
+    else:
+        picked, problem = _tidy(record, layout)
+        if problem or not picked:
+            return None if problem else (), [problem] if problem else []
+        values = picked
+    joined = "".join(values)
+    if not joined:
+        return (), []
+    # One cheap test over all values; the rare cases are sorted out in _unusual.
+    if "\x00" in joined or '="' in joined or len(joined) > layout.max_field_bytes // 4:
+        values, unusual = _unusual(record, layout, values)
+        if unusual:
+            return None, [unusual]
+    if record.bad_text:
+        return None, [_bad_text(record, layout, values)]
     name, _description, manager, _members = values
-    if not name.strip():
-        problems.append(Problem(row, "name", name, "The name is empty; every team needs a name."))
+    if name and len(name) <= NAME_MAX and len(manager) <= MANAGER_MAX:
+        return values, []
+    problems = []
+    positions = layout.positions
+    if not name:
+        problems.append(
+            _problem(row, layout, positions[0], name, "The name is empty; every team needs a name.")
+        )
     elif len(name) > NAME_MAX:
-        problems.append(
-            Problem(
-                row,
-                "name",
-                _shown(name),
-                f"The name is {len(name)} characters long; at most {NAME_MAX} are allowed.",
-            )
-        )
+        message = f"The name is {len(name)} characters long; at most {NAME_MAX} are allowed."
+        problems.append(_problem(row, layout, positions[0], name, message))
     if len(manager) > MANAGER_MAX:
-        problems.append(
-            Problem(
-                row,
-                "manager",
-                _shown(manager),
-                f"The manager is {len(manager)} characters long; at most {MANAGER_MAX} "
-                "are allowed.",
-            )
+        message = (
+            f"The manager is {len(manager)} characters long; at most {MANAGER_MAX} are allowed."
         )
-    return (None if problems else values), problems
+        problems.append(_problem(row, layout, positions[2], manager, message))
+    return None, problems
+
+
+def _tidy(record: Record, layout: Layout) -> tuple[tuple[str, ...], Problem | None]:
+    """The values of a row that is not simply the header's cells; () for a blank row."""
+    fields = [f.strip() for f in record.fields]
+    if not any(fields):
+        return (), None
+    if len(fields) != layout.width:
+        fields, problem = _fit(record, fields, layout)
+        if problem:
+            return (), problem
+    for i in layout.unnamed:
+        if fields[i]:
+            message = (
+                f"Column {letter(i)} has no name in the header but holds a value in this row. "
+                "Delete the value, or the column."
+            )
+            return (), _problem(record.row, layout, i, fields[i], message)
+    return tuple(layout.pick(fields)), None
+
+
+def _fit(record: Record, fields: list[str], layout: Layout) -> tuple[list[str], Problem | None]:
+    """Pad a short row whose missing cells are unnamed, or drop empty cells past the header."""
+    width = layout.width
+    if len(fields) > width and not any(fields[width:]):
+        return fields[:width], None
+    if len(fields) < width and (layout.pad_short_rows or not any(layout.names[len(fields) :])):
+        return fields + [""] * (width - len(fields)), None
+    n = len(fields)
+    named = ", ".join(n for n in layout.names if n)
+    message = (
+        f"The row has {n} field{'' if n == 1 else 's'}; expected {width} ({named}). "
+        f"{layout.split_hint}"
+    )
+    value = _shown(",".join(record.fields))
+    return fields, Problem(record.row, "", value, message)
+
+
+def _bad_text(record: Record, layout: Layout, values: tuple[str, ...]) -> Problem:
+    index = next(
+        (i for i, v in enumerate(values) if not v.isascii() and _has_bad(v)),
+        -1,
+    )
+    column = layout.positions[index] if index >= 0 else -1
+    value = values[index] if index >= 0 else ""
+    message = NOT_UTF8
+    if layout.text_encoding != "UTF-8":
+        message = (
+            f"The row is not valid {layout.text_encoding} text. Save the file as CSV UTF-8 and "
+            "upload it again."
+        )
+    return _problem(record.row, layout, column, value, message)
+
+
+def _unusual(
+    record: Record, layout: Layout, values: tuple[str, ...]
+) -> tuple[tuple[str, ...], Problem | None]:
+    """Values with a NUL byte, Excel's ``="0042"``, or past the field size limit."""
+    limit = layout.max_field_bytes
+    for i, value in enumerate(values):
+        column = layout.positions[i]
+        if "\x00" in value:
+            message = (
+                "The row contains a NUL byte (binary data). Remove it and upload the file again."
+            )
+            return values, _problem(record.row, layout, column, "", message)
+        if len(value) * 4 > limit and len(value.encode("utf-8", "surrogateescape")) > limit:
+            message = (
+                f"The value is larger than {filesizeformat(limit)} ({limit:,} bytes), the most "
+                "a cell may hold. Shorten it."
+            )
+            return values, _problem(record.row, layout, column, value, message)
+    return tuple([_unformula(v) for v in values]), None
+
+
+def _unformula(value: str) -> str:
+    """Excel's way to keep leading zeros in a CSV cell, ``="0042"``, is the text ``0042``."""
+    if value[:2] == '="' and value[-1:] == '"' and len(value) > 2 and '"' not in value[2:-1]:
+        return value[2:-1]
+    return value
 
 
 def _has_bad(value: str) -> bool:

@@ -16,10 +16,12 @@ WORDS = [
 NAMES = ["Ada", "Grace", "Linus", "Guido", "Zoë", "Łukasz", "Søren", "Nguyễn", "李雷", "Ω"]
 
 
-def write_fake_teams(out: IO[str], n: int, *, seed: int = 0, newline: str = "\r\n") -> None:
+def write_fake_teams(
+    out: IO[str], n: int, *, seed: int = 0, newline: str = "\r\n", delimiter: str = ","
+) -> None:
     """Write a header and ``n`` team rows to ``out`` (opened with ``newline=""``)."""
     rng = random.Random(seed)
-    writer = csv.writer(out, lineterminator=newline)
+    writer = csv.writer(out, lineterminator=newline, delimiter=delimiter)
     writer.writerow(COLUMNS)
     breaks = ["\n", "\r\n", " "]
     for i in range(n):

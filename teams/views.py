@@ -32,7 +32,13 @@ from teams.uploads import UploadTooLarge, guard_upload
 
 NO_FILE = 'No file was uploaded. Send the CSV file in the multipart form field "file".'
 SAMPLE_ROWS = [
-    ("Platform", "Keeps the lights on", "ada", "Ada Lovelace,Grace Hopper"),
+    (
+        "Platform",
+        "Keeps the lights on. Collect also reads semicolon, tab or | separated files, UTF-16 and "
+        "legacy encodings, and Excel .xlsx workbooks; spaces around values are trimmed.",
+        "ada",
+        "Ada Lovelace,Grace Hopper",
+    ),
     ("Data, and more data", 'Says "yes" to\nmulti-line notes', "linus", "Linus,Guido"),
     ("Équipe Été", "Unicode is fine: 東京, Zürich", "zoë", "Zoë,Ørjan"),
 ]
@@ -41,11 +47,29 @@ AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
 
 
 class ImportRequestSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text=f"A UTF-8 CSV file with the header {HEADER}.")
+    file = serializers.FileField(
+        help_text=(
+            f"A CSV file (comma, semicolon, tab or | separated; UTF-8, UTF-16 or a legacy "
+            f"encoding) or an Excel .xlsx workbook, whose header names the columns {HEADER}."
+        )
+    )
     on_error = serializers.ChoiceField(
         choices=ON_ERROR_CHOICES,
         default="fail",
         help_text="fail: import nothing if any row is bad; skip: leave bad rows out.",
+    )
+    encoding = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "CSV only: the encoding of a file without a byte order mark, such as cp1252 or "
+            "latin-1. Empty: detected (UTF-8, else the legacy encoding found)."
+        ),
+    )
+    sheet = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Workbooks only: the name of the sheet to import. Empty: the first sheet.",
     )
 
 
@@ -56,6 +80,7 @@ def _context(**extra: Any) -> dict[str, Any]:
         "name_max": NAME_MAX,
         "manager_max": MANAGER_MAX,
         "limit": filesizeformat(settings.COLLECT_UPLOAD_MAX_BYTES),
+        "field_max": filesizeformat(settings.COLLECT_IMPORT_MAX_FIELD_BYTES),
         **extra,
     }
 
@@ -82,7 +107,13 @@ class _StartImport:
         if upload is None:
             raise ImportRequestError(NO_FILE)
         on_error = str(request.data.get("on_error") or "fail").strip().lower()
-        return teams_import_start(file=upload, by=request.user, on_error=on_error)
+        return teams_import_start(
+            file=upload,
+            by=request.user,
+            on_error=on_error,
+            encoding=str(request.data.get("encoding") or ""),
+            sheet=str(request.data.get("sheet") or ""),
+        )
 
 
 class ImportTeamsView(_StartImport, PageOrJsonView):
@@ -115,7 +146,7 @@ class ImportTeamsView(_StartImport, PageOrJsonView):
 
 
 class ImportTeamsApi(_StartImport, APIView):
-    """Start importing teams from a CSV file; watch the job at the returned ``url``."""
+    """Start importing teams from a CSV file or a workbook; watch the job at ``url``."""
 
     authentication_classes = AUTHENTICATION
     parser_classes = [MultiPartParser]
@@ -128,7 +159,7 @@ class ImportTeamsApi(_StartImport, APIView):
             413: inline_serializer("UploadTooLarge", {"detail": serializers.CharField()}),
             429: RateLimitedSerializer,
         },
-        summary="Import teams from a CSV file",
+        summary="Import teams from a CSV file or an Excel workbook",
     )
     def post(self, request: Request) -> Response:
         try:

@@ -137,4 +137,9 @@ def test_the_cli_process_runs_end_to_end(worker, user, tmp_path, args):  # type:
     else:
         assert proc.returncode == 1
         assert "Nothing was imported: 1 of 2 rows is bad." in proc.stderr
+        # The command's own words for skipping, not the API's.
+        assert "Or run the import again with --on-error skip to leave the bad rows out." in (
+            proc.stderr
+        )
+        assert "on_error" not in proc.stderr
         assert Team.objects.filter(job=job).count() == 0

@@ -22,9 +22,9 @@ def fake_csv(tmp_path: Path, n: int, *, seed: int = 0, newline: str = "\r\n") ->
 
 
 def expected_rows(path: Path) -> list[tuple[str, ...]]:
-    """The rows of the file, read here independently of the importer."""
+    """The rows of the file, read here independently of the importer (values trimmed)."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        return [tuple(r) for r in list(csv.reader(fh))[1:]]
+        return [tuple(v.strip() for v in r) for r in list(csv.reader(fh))[1:]]
 
 
 def start(user: Any, path: Path, **options: Any) -> Job:

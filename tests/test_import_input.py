@@ -18,10 +18,7 @@ from tests.workers import wait_state
 pytestmark = pytest.mark.servers
 
 HEADER = "name,description,manager,members"
-HINT = (
-    "Download the error report, fix those rows and upload the file again, "
-    "or import it with on_error=skip to leave the bad rows out."
-)
+HINT = "Download the error report, fix those rows and upload the file again."
 
 
 def upload(api, data: bytes, *, name: str = "teams.csv", **fields):  # type: ignore[no-untyped-def]
@@ -43,16 +40,21 @@ def existing(user):  # type: ignore[no-untyped-def]
 
 
 FILE_CASES = {
-    "empty": (b"", f"The file is empty. Upload a CSV file whose first row is {HEADER}."),
+    "empty": (
+        b"",
+        "The file is empty. Upload a CSV file or a workbook whose first row names the columns "
+        "name, description, manager, members.",
+    ),
     "binary": (
         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
-        'The file is not a CSV text file: it contains binary data. Save it as "CSV UTF-8 '
-        f'(comma delimited)" with the header {HEADER} and upload it again.',
+        "The file is a PNG image, not a CSV text file or an .xlsx workbook. Save it as "
+        '"CSV UTF-8" or as an Excel workbook (.xlsx) and upload it again.',
     ),
     "latin-1 header": (
+        # Read as Windows-1252 (detected): the header names a column "namé".
         b"nam\xe9,description,manager,members\r\nx,y,z,w\r\n",
-        'The file is not a CSV text file: it contains binary data. Save it as "CSV UTF-8 '
-        f'(comma delimited)" with the header {HEADER} and upload it again.',
+        'The header (row 1) misses the column name and has the unknown column "namé" (column '
+        f"A). The first row must name the columns {HEADER} (in any order, any case).",
     ),
     "header only": (
         b"name,description,manager,members\r\n",
@@ -60,23 +62,24 @@ FILE_CASES = {
     ),
     "missing columns": (
         b"name,description\nA,b\n",
-        "The header misses the columns manager, members. The first row must name the "
+        "The header (row 1) misses the columns manager, members. The first row must name the "
         f"columns {HEADER} (in any order, any case).",
     ),
     "wrong column": (
         b"name,description,manager,boss\nA,b,c,d\n",
-        'The header misses the column members and has the unknown column "boss". The first '
-        f"row must name the columns {HEADER} (in any order, any case).",
+        'The header (row 1) misses the column members and has the unknown column "boss" '
+        f"(column D). The first row must name the columns {HEADER} (in any order, any case).",
     ),
     "duplicate column": (
         b"name,description,Name ,manager,members\nA,b,A,c,d\n",
-        'The header names the column "name" more than once. Each column may appear only '
-        f"once: {HEADER}.",
+        'The header (row 1) names the column "name" twice, in columns A and C. Each column '
+        f"may appear only once: {HEADER}.",
     ),
     "not csv at all": (
         b"Hello,\nthis is a letter.\n",
-        "The header misses the columns name, description, manager, members and has the "
-        'unknown columns "hello", "". The first row must name the columns '
+        # The second, empty header cell is an unnamed column: ignored while it is empty.
+        "The header (row 1) misses the columns name, description, manager, members and has "
+        'the unknown column "hello" (column A). The first row must name the columns '
         f"{HEADER} (in any order, any case).",
     ),
 }
@@ -119,7 +122,8 @@ ROW_CASES = {
         "Ünïcödé-manager-name",
         "The manager is 20 characters long; at most 20 are allowed.",
     ),
-    "empty name": (b' ,d,m,"a,b"\n', "name", " ", "The name is empty; every team needs a name."),
+    # Spaces around values are trimmed: a name of spaces is empty.
+    "empty name": (b' ,d,m,"a,b"\n', "name", "", "The name is empty; every team needs a name."),
     "long name": (
         ("N" * 601 + ",d,m,x\n").encode(),
         "name",
@@ -145,11 +149,14 @@ def test_it_reports_a_bad_row_and_writes_nothing(worker, api, existing, case):  
         message = message.replace("is 20", "is 21")
     data = b"\xef\xbb\xbfName , DESCRIPTION,manager,members\r\nGood,one,m,x\r\n" + bad
     job = run(api, data)
-    where = f"Row 3, column {column}" if column else "Row 3"
+    letter = {"name": "A", "description": "B", "manager": "C", "members": "D"}.get(column, "")
+    where = f"Row 3, column {column} ({letter})" if column else "Row 3"
     assert job.error == (
         f"Nothing was imported: 1 of 2 rows is bad. First problem: {where}: {message} {HINT}"
     )
-    assert job.problems == [{"row": 3, "column": column, "value": value, "message": message}]
+    assert job.problems == [
+        {"row": 3, "column": column, "letter": letter, "value": value, "message": message}
+    ]
     assert job.problem_count == 1
     assert default_storage.exists(job.error_report_file)  # downloadable from the job page
     assert list(Team.objects.values_list("id", "name")) == existing
@@ -165,7 +172,7 @@ def test_it_skips_bad_rows_when_asked_and_reports_them(worker, api, browser_clie
         b"x,Fourth,m4,d4\n"
     )
     job = run(api, data, state=State.SUCCEEDED, on_error="skip")
-    assert job.result == {"imported": 2, "skipped": 2}
+    assert job.result == {"imported": 2, "skipped": 2, "empty_rows": 1}  # the blank line
     assert (job.processed, job.total) == (2, 2)
     teams = Team.objects.filter(job=job).values_list("name", "description", "manager", "members")
     assert list(teams) == [("First", "d1", "m1", "a,b"), ("Fourth", "d4", "m4", "x")]

@@ -20,6 +20,9 @@ register = template.Library()
 # Parameters shown under these names; the rest under their own name.
 PARAM_LABELS = {
     "filename": "File",
+    "read_as": "Read as",
+    "sheet": "Sheet",
+    "encoding": "Encoding",
     "size": "File size",
     "on_error": "Bad rows",
     "batch_size": "Batch size",

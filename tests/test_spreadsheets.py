@@ -1,0 +1,391 @@
+"""The files spreadsheets write (tests/data/spreadsheets/ and workbooks made here).
+
+Each file is imported by the real engine and the real import kind, in the test
+process (the outcome does not depend on a worker process): the exact rows
+stored, or the exact message the user reads and no row written. A few imports
+also run end to end through a real worker, including stop, pause and a killed
+worker on a workbook (tests/test_spreadsheets_worker.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from jobs import engine
+from jobs.models import Job, State
+from teams.models import Team
+from teams.services import teams_import_start
+
+# Rows stored byte for byte (Japanese, Cyrillic, accents): the database's
+# character set decides, so these run on every database in CI.
+pytestmark = pytest.mark.servers
+
+CORPUS = Path(__file__).parent / "data" / "spreadsheets"
+HEADER = "name,description,manager,members"
+FIX = "Download the error report, fix those rows and upload the file again."
+MUST = f"The first row must name the columns {HEADER} (in any order, any case)."
+COMMAS = "CSV, UTF-8, values separated by commas"
+FALCON = ("Falcon", "Birds", "kiri", "Kiri Tane")
+OWL = ("Owl", "Night shift", "ana", "Ana Lima")
+
+# file → (how the job page says it was read, the rows stored) or the message.
+Rows = list[tuple[str, ...]]
+GOOD: dict[str, tuple[str, Rows, dict[str, Any]]] = {
+    "excel_cleared_rows.csv": (COMMAS, [FALCON, OWL], {"empty_rows": 3}),
+    "excel_sep_hint_comma.csv": (COMMAS, [FALCON], {}),
+    "excel_sep_hint_semicolon.csv": (
+        "CSV, UTF-8, values separated by semicolons",
+        [("Falcon", "Birds, mostly", "kiri", "Kiri Tane, Ana Lima")],
+        {},
+    ),
+    "trailing_comma_every_line.csv": (COMMAS, [FALCON, OWL], {}),
+    "blank_line_above_header.csv": (COMMAS, [FALCON], {}),
+    "blank_lines_and_spaces_above_header.csv": (COMMAS, [FALCON], {}),
+    "spaces_around_values.csv": (
+        COMMAS,
+        [FALCON, ("Owl", "Night  shift", "abcdefghijklmnopqrs", "Ana")],
+        {},
+    ),
+    "german_excel_semicolons.csv": (
+        "CSV, Windows-1252, values separated by semicolons",
+        [
+            ("Nordwind", "Segler", "jan", "Jan Roth"),
+            ("Südwind", "Boote, Segel", "eva", "Eva Berg, Jan Roth"),
+        ],
+        {},
+    ),
+    "french_excel_utf8_bom_semicolons.csv": (
+        "CSV, UTF-8, values separated by semicolons",
+        [("Équipe Été", "Réseau, terrain", "rené", "René Côté")],
+        {},
+    ),
+    "mac_cr_only.csv": (COMMAS, [FALCON, ("Owl", "Night\rshift", "ana", "Ana Lima")], {}),
+    "mac_cr_only_semicolons.csv": ("CSV, UTF-8, values separated by semicolons", [FALCON], {}),
+    "windows_1252.csv": (
+        "CSV, Windows-1252, values separated by commas",
+        [("Équipe Été", "Réseau", "René Côté", "René Côté,Zoë")],
+        {},
+    ),
+    "windows_1252_euro_and_curly_quotes.csv": (
+        "CSV, Windows-1252, values separated by commas",
+        [("Budget", "“Saves” 5 € a day", "zoë", "Zoë Brûlé")],
+        {},
+    ),
+    "windows_1251_cyrillic.csv": (
+        "CSV, Windows-1251, values separated by commas",
+        [("Север", "Команда севера", "Иван", "Иван Петров,Олег Сидоров")],
+        {},
+    ),
+    "shift_jis.csv": (
+        "CSV, Shift_JIS (Windows), values separated by commas",
+        [("東京チーム", "営業部のチームです", "田中", "田中,鈴木")],
+        {},
+    ),
+    "utf16_unicode_text.txt": (
+        "CSV, UTF-16, values separated by tabs",
+        [("Équipe Été", "Réseau, terrain", "rené", "René Côté"), ("東京", "営業", "田中", "田中")],
+        {},
+    ),
+    "utf16_be_bom.csv": (
+        "CSV, UTF-16, values separated by commas",
+        [("Zürich", "Crew", "zoë", "Zoë")],
+        {},
+    ),
+    "utf8_bom_excel.csv": (
+        COMMAS,
+        [("Platform", "Keeps the lights on", "ada", "Ada Lovelace,Grace Hopper")],
+        {},
+    ),
+    "tab_delimited_trailing_tabs.tsv": (
+        "CSV, UTF-8, values separated by tabs",
+        [("Falcon", "Birds, mostly", "kiri", "Kiri Tane")],
+        {},
+    ),
+    "pipe_delimited.csv": (
+        "CSV, UTF-8, values separated by vertical bars",
+        [("Falcon", "Birds, mostly", "kiri", "Kiri Tane")],
+        {},
+    ),
+    "google_sheets_export.csv": (
+        COMMAS,
+        [
+            ("Falcon", "Birds", "kiri", "Kiri Tane,Ana Lima"),
+            ("Owl", 'Says "hoo"', "ana", "Ana Lima"),
+        ],
+        {},
+    ),
+    "libreoffice_all_quoted.csv": (COMMAS, [FALCON, ("Owl", "", "", "")], {}),
+    "excel_leading_zeros.csv": (
+        COMMAS,
+        [("007", "Agents", "0042", "James"), ("2024", "Year team", "m", "")],
+        {},
+    ),
+    "header_case_and_spaces.csv": (COMMAS, [FALCON], {}),
+    "columns_in_another_order.csv": (COMMAS, [FALCON], {}),
+    "excel_alt_enter_line_breaks.csv": (
+        COMMAS,
+        [("Falcon", "Line one\nLine two", "kiri", "Kiri Tane\nAna Lima")],
+        {},
+    ),
+    "empty_rows_between.csv": (COMMAS, [FALCON, ("Owl", "Night", "ana", "Ana")], {"empty_rows": 4}),
+    "title_row_above_header.csv": (COMMAS, [FALCON], {}),
+    "semicolon_decimal_commas.csv": (
+        "CSV, UTF-8, values separated by semicolons",
+        [("Scale", "weighs 3,5 kg", "m", "x")],
+        {},
+    ),
+}
+
+
+def nothing(bad: int, rows: int, where: str, message: str) -> str:
+    verb = "is" if bad == 1 else "are"
+    return (
+        f"Nothing was imported: {bad} of {rows} rows {verb} bad. First problem: {where}: "
+        f"{message} {FIX}"
+    )
+
+
+BAD: dict[str, str] = {
+    "unnamed_column_with_data.csv": nothing(
+        1,
+        2,
+        "Row 3, column E",
+        "Column E has no name in the header but holds a value in this row. Delete the value, "
+        "or the column.",
+    ),
+    "named_unknown_column.csv": (
+        f'The header (row 1) has the unknown column "notes" (column E). {MUST}'
+    ),
+    "long_manager_after_trim.csv": nothing(
+        1,
+        1,
+        "Row 2, column manager (C)",
+        "The manager is 21 characters long; at most 20 are allowed.",
+    ),
+    "lf_unquoted_carriage_return.csv": nothing(
+        1,
+        2,
+        "Row 3, column name (A)",
+        "A value holds a line break but is not in double quotes. Put the value in double "
+        "quotes, or remove the line break.",
+    ),
+    "nul_in_description.csv": nothing(
+        1,
+        3,
+        "Row 3, column description (B)",
+        "The row contains a NUL byte (binary data). Remove it and upload the file again.",
+    ),
+    "semicolon_row_with_too_few.csv": nothing(
+        1,
+        1,
+        "Row 2",
+        "The row has 3 fields; expected 4 (name, description, manager, members). Quote fields "
+        "that contain semicolons.",
+    ),
+    "missing_column_semicolons.csv": f"The header (row 1) misses the column members. {MUST}",
+}
+
+
+def import_now(user: Any, name: str, data: bytes, **options: Any) -> Job:
+    """Start the import as the page does, and run it here with the real engine."""
+    job = teams_import_start(file=SimpleUploadedFile(name, data), by=user, **options)
+    engine.run(job.id, worker="test")
+    job.refresh_from_db()
+    return job
+
+
+def stored(job: Job) -> Rows:
+    fields = ("name", "description", "manager", "members")
+    return list(Team.objects.filter(job=job).order_by("id").values_list(*fields))
+
+
+def test_the_corpus_is_complete() -> None:
+    on_disk = {p.name for p in CORPUS.iterdir()}
+    assert on_disk == set(GOOD) | set(BAD)
+    assert len(on_disk) >= 30
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_a_spreadsheet_file_is_imported_exactly(user, name):  # type: ignore[no-untyped-def]
+    read_as, rows, extra = GOOD[name]
+    job = import_now(user, name, (CORPUS / name).read_bytes())
+    assert (job.state, job.error) == (State.SUCCEEDED, "")
+    assert stored(job) == rows
+    assert job.result == {"imported": len(rows), "skipped": 0, **extra}
+    assert job.params["read_as"] == read_as
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_a_bad_spreadsheet_file_gets_the_exact_message(user, name):  # type: ignore[no-untyped-def]
+    job = import_now(user, name, (CORPUS / name).read_bytes())
+    assert (job.state, job.error) == (State.FAILED, BAD[name])
+    assert job.processed == 0
+    assert not Team.objects.exists()
+
+
+def test_a_value_over_the_field_size_limit_names_row_and_column(user, settings):  # type: ignore[no-untyped-def]
+    settings.COLLECT_IMPORT_MAX_FIELD_BYTES = 1000
+    data = f"{HEADER}\r\nA,b,c,d\r\nB,{'x' * 1001},c,d\r\nC,{'y' * 10_000}\r\n".encode()
+    job = import_now(user, "big.csv", data)
+    limit = "The value is larger than 1000\xa0bytes (1,000 bytes), the most a cell may hold."
+    assert job.error == nothing(2, 3, "Row 3, column description (B)", limit + " Shorten it.")
+    assert job.problems[1] == {
+        "row": 4,
+        "column": "description",
+        "letter": "B",
+        "value": "",
+        "message": f"{limit} Shorten it; if it should be short, look for a quote that is never "
+        "closed.",
+    }
+    assert not Team.objects.exists()
+    skipped = import_now(user, "big.csv", data, on_error="skip")
+    assert stored(skipped) == [("A", "b", "c", "d")]
+    assert skipped.result == {"imported": 1, "skipped": 2}
+
+
+def test_an_encoding_can_be_chosen(user):  # type: ignore[no-untyped-def]
+    data = f"{HEADER}\r\nCafé,x,y,z\r\n".encode("cp1252")
+    job = import_now(user, "t.csv", data, encoding="latin-1")
+    assert stored(job) == [("Café", "x", "y", "z")]
+    assert job.params["read_as"] == "CSV, ISO-8859-1, values separated by commas"
+
+
+# --- workbooks, made here with openpyxl ----------------------------------------------
+
+
+def workbook(*sheets: tuple[str, list[list[Any]]]) -> bytes:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets:
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+TYPED = [
+    ["Name", "Description", "Manager", "Members", None],
+    [2024, 2.5, True, dt.datetime(2024, 5, 1), None],
+    ["  Falcon ", dt.datetime(2024, 5, 1, 13, 45), None, 0.1 + 0.2, None],
+    [None, None, None, None, None],
+    ["007", dt.date(2026, 1, 31), "kiri", 1e20, None],
+]
+
+
+def test_a_workbook_is_imported_as_the_spreadsheet_shows_it(user):  # type: ignore[no-untyped-def]
+    job = import_now(user, "teams.xlsx", workbook(("Teams", TYPED), ("Other", [["x"]])))
+    assert (job.state, job.error) == (State.SUCCEEDED, "")
+    assert stored(job) == [
+        ("2024", "2.5", "TRUE", "2024-05-01"),
+        ("Falcon", "2024-05-01T13:45:00", "", "0.3"),
+        ("007", "2026-01-31", "kiri", "1E+20"),
+    ]
+    assert job.result == {"imported": 3, "skipped": 0, "empty_rows": 1}
+    assert job.params["read_as"] == 'Excel workbook, sheet "Teams"'
+
+
+def test_a_workbook_sheet_is_chosen_by_name(user):  # type: ignore[no-untyped-def]
+    data = workbook(
+        ("Notes", [["not", "teams"]]), ("Teams 2026", [HEADER.split(","), list(FALCON)])
+    )
+    job = import_now(user, "teams.xlsx", data, sheet="Teams 2026")
+    assert stored(job) == [FALCON]
+    assert job.params["read_as"] == 'Excel workbook, sheet "Teams 2026"'
+    missing = import_now(user, "teams.xlsx", data, sheet="Teams")
+    assert missing.error == (
+        'The workbook has no sheet named "Teams". Its sheets are "Notes", "Teams 2026": choose '
+        "one of them, or leave the sheet empty to import the first."
+    )
+
+
+def test_a_workbook_with_a_title_row_and_a_bad_row(user):  # type: ignore[no-untyped-def]
+    rows = [["Teams of 2026"], [], HEADER.split(","), list(FALCON), ["Owl", "", "a" * 21, ""]]
+    job = import_now(user, "teams.xlsx", workbook(("Sheet1", rows)))
+    assert job.error == nothing(
+        1,
+        2,
+        "Row 5, column manager (C)",
+        "The manager is 21 characters long; at most 20 are allowed.",
+    )
+    assert not Team.objects.exists()
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+SAVE_AS = 'Save it as an Excel workbook (.xlsx) or as "CSV UTF-8" and upload it again.'
+NOT_WORKBOOKS = {
+    "teams.ods": (
+        zip_of({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet", "content.xml": b""}),
+        f"The file is an OpenDocument spreadsheet (.ods), which Collect cannot read. {SAVE_AS}",
+    ),
+    "teams.zip": (
+        zip_of({"teams.csv": f"{HEADER}\r\n".encode()}),
+        f"The file is a ZIP archive, not an Excel workbook. {SAVE_AS}",
+    ),
+    "teams.xls": (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504,
+        "The file is an Excel 97-2003 workbook (.xls), not a CSV text file or an .xlsx workbook. "
+        'Save it as "CSV UTF-8" or as an Excel workbook (.xlsx) and upload it again.',
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_WORKBOOKS))
+def test_a_file_that_is_not_a_readable_workbook_is_named(user, name):  # type: ignore[no-untyped-def]
+    data, message = NOT_WORKBOOKS[name]
+    job = import_now(user, name, data)
+    assert (job.state, job.error) == (State.FAILED, message)
+    assert not Team.objects.exists()
+
+
+def test_the_page_speaks_of_its_own_controls_not_api_parameters(user, browser_client):  # type: ignore[no-untyped-def]
+    job = import_now(user, "t.csv", (CORPUS / "long_manager_after_trim.csv").read_bytes())
+    page = browser_client.get(f"/tasks/{job.id}/").content.decode()
+    assert 'or import it again with "Skip bad rows" chosen to leave them out.' in page
+    assert "<td>2</td><td>manager (C)</td>" in page
+    assert "on_error" not in page
+    form = browser_client.get("/import_teams/").content.decode()
+    assert "Skip bad rows: import the good rows and report the bad ones" in form
+    assert '<input type="text" name="sheet" id="id_sheet"' in form
+    assert '<input type="text" name="encoding" id="id_encoding"' in form
+
+
+def test_the_api_schema_documents_sheet_and_encoding(api):  # type: ignore[no-untyped-def]
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    body = schema["paths"]["/api/imports/teams/"]["post"]["requestBody"]["content"]
+    ref = body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    fields = schema["components"]["schemas"][ref]["properties"]
+    assert set(fields) == {"file", "on_error", "encoding", "sheet"}
+    assert fields["sheet"]["description"] == (
+        "Workbooks only: the name of the sheet to import. Empty: the first sheet."
+    )
+    assert fields["encoding"]["description"].startswith("CSV only: the encoding of a file")
+
+
+def test_an_unknown_encoding_is_refused_before_anything_is_stored(api):  # type: ignore[no-untyped-def]
+    upload = SimpleUploadedFile("t.csv", f"{HEADER}\r\nA,b,c,d\r\n".encode())
+    answer = api.post(
+        "/api/imports/teams/", {"file": upload, "encoding": "klingon"}, format="multipart"
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "detail": '"klingon" is not an encoding Collect knows. Leave it empty to have it '
+        "detected, or give one such as utf-8, cp1252 (Windows Western), cp1251, latin-1."
+    }
+    assert not Job.objects.exists()
