@@ -35,6 +35,9 @@ def wants_json(request: Any) -> bool:
     """Token clients and clients that ask for JSON get JSON; browsers get pages."""
     if from_script(request):
         return True
+    # A token that a middleware (not DRF) accepted: a script as well.
+    if request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("token "):
+        return True
     accept = request.META.get("HTTP_ACCEPT", "")
     if "application/json" in accept and "text/html" not in accept:
         return True

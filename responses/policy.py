@@ -21,6 +21,7 @@ every way in (page, API, seed URL, command line):
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,9 @@ from jobs.models import Job, State
 from jobs.services import TooManyRequests
 
 EXPORT_PERMISSION = "responses.export_responses"
+# The part before the @ of an address other than one's own (RFC 5321 allows
+# far more; mail systems read it in different ways).
+PLAIN_LOCAL_PART = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
 # "Send again" on one finished export, at most this many times (each is a mail
 # the daily cap, which counts exports, does not see).
 MAX_SENDS_AGAIN = 3
@@ -120,6 +124,13 @@ def recipient_for(user: Any, requested: str) -> str:
         raise RecipientRefused(f"Exports cannot be sent to {wanted}: {fault}.")
     if own and wanted.casefold() == own.casefold():
         return own
+    if not PLAIN_LOCAL_PART.fullmatch(local):
+        # Quoted names, "%" routing and the like reach the same mailbox under
+        # endless spellings (and past the daily cap), or another one entirely.
+        raise RecipientRefused(
+            f"Exports cannot be sent to {wanted}: use a plain address, with only letters, "
+            "digits and . _ + - before the @."
+        )
     domains = allowed_domains()
     if domain in domains:
         return f"{local}@{domain}"

@@ -7,6 +7,8 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import audit
@@ -52,10 +54,34 @@ def responses_export_start(
     try:
         policy.require_export_permission(by)
         recipient = policy.recipient_for(by, email)
-        policy.check_daily_cap(recipient)
-    except (policy.ExportNotAllowed, policy.RecipientRefused, policy.RecipientCapReached) as exc:
+        with transaction.atomic():
+            # One requester's exports are counted one at a time: concurrent requests
+            # would otherwise each count before the others' jobs exist. (SQLite's
+            # IMMEDIATE transactions serialise them anyway.)
+            _lock(get_user_model(), by.pk)
+            policy.check_daily_cap(recipient)
+            return _create(by, recipient, date_from, date_to, site_url, writer)
+    except REFUSALS as exc:
         audit.record(AuditAction.REFUSED, user=by, detail=f"export to {email or 'self'}: {exc}")
         raise
+
+
+REFUSALS = (policy.ExportNotAllowed, policy.RecipientRefused, policy.RecipientCapReached)
+
+
+def _lock(model: Any, pk: Any) -> None:
+    """Lock one row until the transaction ends (``SELECT … FOR UPDATE``)."""
+    list(model._default_manager.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+
+
+def _create(
+    by: Any,
+    recipient: str,
+    date_from: dt.datetime | None,
+    date_to: dt.datetime | None,
+    site_url: str,
+    writer: Any,
+) -> Job:
     params = {
         "email": recipient,
         "from": date_from.isoformat() if date_from else None,
@@ -79,13 +105,13 @@ def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
     """Mail a finished export's file (or link) again to its address; returns the new ``result``.
 
     ``by`` must be allowed to see the job (the caller checks, as for every job
-    page) and to export (``responses.policy``); the address is checked again
-    against today's rules, and one export is sent again at most
-    ``policy.MAX_SENDS_AGAIN`` times, so the daily cap per recipient (which
-    counts exports) bounds the mails too. Raises ``SendAgainRefused`` when the
-    job is not a finished export, its file is no longer kept, or a rule says
-    no (the refusal is audited). A failed send is recorded on the job like the
-    first one.
+    page) and to export (``policy.ExportNotAllowed`` otherwise, 403); the
+    address is checked again against today's rules and the daily cap
+    (``policy.RecipientCapReached``, 429), and one export is sent again at most
+    ``policy.MAX_SENDS_AGAIN`` times. Raises ``SendAgainRefused`` (409) when
+    the job is not a finished export, its file is no longer kept, the address
+    is no longer allowed or the sends are used up. Refusals are audited. A
+    failed send is recorded on the job like the first one.
     """
     from django.core.files.storage import default_storage
 
@@ -99,18 +125,29 @@ def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
     if not job.result_file or not default_storage.exists(job.result_file):
         raise SendAgainRefused("The export's file is no longer kept; start the export again.")
     recipient = job.param("email", "")
-    sends_again = int((job.result or {}).get("sends_again", 0))
     try:
         policy.require_export_permission(by)
         policy.recipient_for(job.owner, recipient)  # the rules may have changed since
-        if sends_again >= policy.MAX_SENDS_AGAIN:
-            raise SendAgainRefused(
-                f"This export was already sent again {sends_again} times, the most allowed. "
-                "Download it from this page, or start a new export."
+        policy.check_daily_cap(recipient)
+        with transaction.atomic():
+            # Counted under a lock on the job, before sending: concurrent clicks
+            # cannot each see the old count.
+            _lock(Job, job.id)
+            job.refresh_from_db(fields=["result"])
+            sends_again = int((job.result or {}).get("sends_again", 0))
+            if sends_again >= policy.MAX_SENDS_AGAIN:
+                raise SendAgainRefused(
+                    f"This export was already sent again {sends_again} times, the most "
+                    "allowed. Download it from this page, or start a new export."
+                )
+            Job.objects.filter(id=job.id).update(
+                result={**(job.result or {}), "sends_again": sends_again + 1}
             )
-    except (policy.ExportNotAllowed, policy.RecipientRefused, SendAgainRefused) as exc:
+    except (*REFUSALS, SendAgainRefused) as exc:
         audit.record(AuditAction.REFUSED, user=by, job_id=job.id, detail=f"send again: {exc}")
-        raise SendAgainRefused(str(exc)) from None
+        if isinstance(exc, policy.RecipientRefused):
+            raise SendAgainRefused(str(exc)) from None
+        raise  # no permission: 403; the cap: 429
     result, reason = mail.send(job)
     result["sends_again"] = sends_again + 1
     error = mail.failure_text(job, reason) if reason else ""

@@ -94,22 +94,36 @@ class ExportView(PageOrJsonView):
             return self.refused(request)
         initial = {name: request.query_params.get(name, "") for name in FIELDS}
         initial["email"] = initial["email"] or policy.own_address(request.user)
-        warning = ""
+        warning, blocked = "", False
+        own = policy.own_address(request.user)
         if initial["email"]:
             # A prefilled link may come from someone else: say before the button
-            # that this address cannot receive the file.
+            # that this address cannot receive the file, or is not one's own.
             try:
                 policy.recipient_for(request.user, initial["email"])
             except policy.RecipientRefused as exc:
-                warning = str(exc)
-        return self.page(request, ExportForm(initial=initial), warning=warning)
+                warning, blocked = str(exc), True
+            else:
+                if initial["email"].strip().casefold() != own.casefold():
+                    warning = (
+                        f"This page was opened with the address {initial['email'].strip()}, "
+                        f"which is not your own ({own or 'none'}). Check it before you start "
+                        "the export: the file holds personal data."
+                    )
+        return self.page(request, ExportForm(initial=initial), warning=warning, blocked=blocked)
 
     def page(
-        self, request: Request, form: ExportForm, status: int = 200, warning: str = ""
+        self,
+        request: Request,
+        form: ExportForm,
+        status: int = 200,
+        warning: str = "",
+        blocked: bool = False,
     ) -> HttpResponse:
         context = {
             "form": form,
             "warning": warning,
+            "blocked": blocked or bool(form.errors.get("email")),
             "own_address": policy.own_address(request.user),
             "allowed_domains": policy.allowed_domains(),
         }
@@ -133,6 +147,10 @@ class ExportView(PageOrJsonView):
         return self.start(request, request.data)
 
     def start(self, request: Request, data: Any) -> HttpResponse:
+        if not policy.may_export(request.user):
+            # Before the form: no permission is the answer, whatever was sent.
+            audit.record(AuditAction.REFUSED, user=request.user, detail="export: no permission")
+            return self.refused(request)
         form = ExportForm({name: data.get(name) for name in FIELDS})
         if not form.is_valid():
             return self.invalid(request, form)
@@ -214,6 +232,12 @@ class SendAgainView(PageOrJsonView):
         job = get_object_or_404(jobs_visible_to(request.user), id=task_id)
         try:
             result = responses_export_send_again(job=job, by=request.user)
+        except policy.ExportNotAllowed:
+            if self.json(request):
+                return Response({"detail": policy.NOT_ALLOWED}, status=403)
+            return render(
+                request._request, "403.html", {"exception": policy.NOT_ALLOWED}, status=403
+            )
         except SendAgainRefused as refused:
             if self.json(request):
                 return Response({"detail": str(refused), "state": job.state}, status=409)
@@ -235,8 +259,13 @@ class SendAgainApiView(SendAgainView):
         request=None,
         responses={
             200: OpenApiResponse(description="The export's new result (where it went)."),
+            403: OpenApiResponse(description="No permission to export form responses."),
             404: OpenApiResponse(description="No such export of yours."),
-            409: OpenApiResponse(description="Not finished, or its file is no longer kept."),
+            409: OpenApiResponse(
+                description="Not finished, its file is gone, the address is no longer "
+                "allowed, or it was sent again too often."
+            ),
+            429: RateLimitedSerializer,
         },
     )
     def post(self, request: Request, task_id: str) -> HttpResponseBase:

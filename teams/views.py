@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -157,6 +157,7 @@ class ImportTeamsApi(_StartImport, APIView):
             202: AcceptedSerializer,
             400: inline_serializer("ImportError", {"detail": serializers.CharField()}),
             413: inline_serializer("UploadTooLarge", {"detail": serializers.CharField()}),
+            415: OpenApiResponse(description="The body is not multipart form data."),
             429: RateLimitedSerializer,
         },
         summary="Import teams from a CSV file or an Excel workbook",

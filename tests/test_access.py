@@ -350,7 +350,7 @@ def test_a_started_job_and_its_page_history(user) -> None:  # type: ignore[no-un
         "192.0.2.7",
     )
     page = session(user).get(f"/tasks/{job_id}/").content.decode()
-    assert "started (Responses start to end, for alice@example.com)" in page
+    assert "started (Responses from the start to the end, csv, for alice@example.com)" in page
 
 
 @pytest.mark.django_db
@@ -399,7 +399,7 @@ def test_the_command_line_follows_the_same_rules(user, other_user, settings) -> 
 def test_send_again_follows_the_rules_and_is_bounded(user, other_user, settings) -> None:  # type: ignore[no-untyped-def]
     bobs = _finished_export(other_user)  # Bob may not export (any more): no mail
     refused = session(other_user).post(f"/export_data/{bobs.id}/send-again")
-    assert refused.status_code == 409
+    assert refused.status_code == 403
     assert "You may not export form responses" in refused.content.decode()
     settings.COLLECT_EXPORT_RECIPIENT_DOMAINS = []
     mine = _finished_export(user)
@@ -418,3 +418,74 @@ def test_send_again_follows_the_rules_and_is_bounded(user, other_user, settings)
     assert [e.detail[:11] for e in AuditEntry.objects.filter(action="refused")] == [
         "send again:"
     ] * 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "email", ['"alice"@example.com', "x%evil.example@example.com", "a..b@example.com"]
+)
+def test_only_plain_addresses_at_an_allowed_domain(user, email) -> None:  # type: ignore[no-untyped-def]
+    answer = token_client(user).post(EXPORT, {"email": email}, format="json")
+    assert answer.status_code == 400
+    assert (
+        answer.json()["email"][0].endswith(
+            ": use a plain address, with only letters, digits and . _ + - before the @."
+        )
+        or "Enter a valid e-mail address" in answer.json()["email"][0]
+    )
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_no_permission_wins_over_a_bad_form(other_user) -> None:  # type: ignore[no-untyped-def]
+    api = token_client(other_user)
+    assert api.post(EXPORT, {"email": "nope", "from": "x"}, format="json").status_code == 403
+    assert api.get(SEED + "?email=bad").status_code == 403
+    assert len(refusals()) == 2
+
+
+@pytest.mark.django_db
+def test_a_prefilled_address_that_is_not_ones_own_is_pointed_out(user) -> None:  # type: ignore[no-untyped-def]
+    page = session(user).get(SEED + "?email=ceo@example.com").content.decode()
+    assert "This page was opened with the address ceo@example.com, which is not your own" in page
+    refused = session(user).get(SEED + "?email=x@evil.example").content.decode()
+    assert "The file will be sent to" not in refused
+
+
+@pytest.mark.django_db
+def test_a_script_at_the_cap_gets_json(user, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = 1
+    api = token_client(user)
+    assert api.get(SEED + "?email=alice@example.com").status_code == 202
+    capped = api.get(SEED + "?email=alice@example.com")
+    assert capped.status_code == 429
+    assert capped["Content-Type"] == "application/json"
+    assert "has already been sent 1 exports" in capped.json()["detail"]
+
+
+@pytest.mark.servers  # how concurrent transactions see each other is the database's
+def test_concurrent_requests_cannot_pass_the_cap(transactional_db, user, settings) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    from responses.services import responses_export_start
+
+    settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = 3
+    gate = Barrier(8)
+
+    def one(_: int) -> str:
+        try:
+            gate.wait()
+            responses_export_start(email="", date_from=None, date_to=None, by=user)
+            return "started"
+        except policy.RecipientCapReached:
+            return "capped"
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(one, range(8)))
+    assert outcomes == ["capped"] * 5 + ["started"] * 3
+    assert Job.objects.count() == 3
