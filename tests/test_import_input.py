@@ -294,5 +294,5 @@ def test_it_needs_a_login_and_a_csrf_token(user):  # type: ignore[no-untyped-def
 def test_the_api_is_in_the_openapi_schema(api):  # type: ignore[no-untyped-def]
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     operation = schema["paths"]["/api/imports/teams/"]["post"]
-    assert set(operation["responses"]) == {"202", "400", "413", "429"}
+    assert set(operation["responses"]) == {"202", "400", "413", "415", "429"}
     assert "multipart/form-data" in operation["requestBody"]["content"]
