@@ -64,6 +64,13 @@ ExportRequestSerializer = inline_serializer(
 )
 
 
+def not_allowed(view: PageOrJsonView, request: Request) -> HttpResponse:
+    """The 403 for a user without ``responses.export_responses``: JSON or the styled page."""
+    if view.json(request):
+        return Response({"detail": policy.NOT_ALLOWED}, status=status.HTTP_403_FORBIDDEN)
+    return render(request._request, "403.html", {"exception": policy.NOT_ALLOWED}, status=403)
+
+
 class _FormatIsAField(DefaultContentNegotiation):
     """``?format=`` is the export's file format here, not DRF's choice of renderer (JSON only)."""
 
@@ -130,9 +137,7 @@ class ExportView(PageOrJsonView):
         return render(request._request, "responses/export.html", context, status=status)
 
     def refused(self, request: Request) -> HttpResponse:
-        if self.json(request):
-            return Response({"detail": policy.NOT_ALLOWED}, status=status.HTTP_403_FORBIDDEN)
-        return render(request._request, "403.html", {"exception": policy.NOT_ALLOWED}, status=403)
+        return not_allowed(self, request)
 
     @extend_schema(
         request=ExportRequestSerializer,
@@ -233,11 +238,7 @@ class SendAgainView(PageOrJsonView):
         try:
             result = responses_export_send_again(job=job, by=request.user)
         except policy.ExportNotAllowed:
-            if self.json(request):
-                return Response({"detail": policy.NOT_ALLOWED}, status=403)
-            return render(
-                request._request, "403.html", {"exception": policy.NOT_ALLOWED}, status=403
-            )
+            return not_allowed(self, request)
         except SendAgainRefused as refused:
             if self.json(request):
                 return Response({"detail": str(refused), "state": job.state}, status=409)
