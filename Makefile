@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint format bench clean worker
+.PHONY: run test lint format bench bench-all clean worker
 
 # Installing prints one line; pip's own output goes to $(VENV)/install.log (shown on failure).
 INSTALL_LOG := $(VENV)/install.log
@@ -52,7 +52,24 @@ format: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# `make bench DB=sqlite|mysql|postgres N=rows`: end-to-end import and export next to the
+# database's own loader and dump (bench/bench_ratio.py). The server databases are the local
+# ones of the machine (database collect_bench, created when missing) with RabbitMQ.
+# STORAGE=s3 keeps the job files in a bucket on a moto_server started for the run;
+# STORAGE=both runs the local folder and the bucket side by side, one row each.
+DB ?= sqlite
+N ?= 100000
+STORAGE ?= local
+BENCH_URL_sqlite :=
+BENCH_URL_mysql := mysql://root@127.0.0.1:3306/collect_bench
+BENCH_URL_postgres := postgres://postgres@127.0.0.1:5432/collect_bench
 bench: $(VENV)/.test-installed
+	@$(if $(filter $(DB),sqlite mysql postgres),,echo "DB must be sqlite, mysql or postgres" && exit 2)
+	$(if $(BENCH_URL_$(DB)),DATABASE_URL=$(BENCH_URL_$(DB)) CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672//) \
+	  $(PY) bench/bench_ratio.py $(N) --storage $(STORAGE)
+
+# Every benchmark at modest sizes, one table each (engine, import, export, polling, slow clients).
+bench-all: $(VENV)/.test-installed
 	$(PY) bench/run.py
 
 clean:

@@ -98,18 +98,27 @@ def multipart(path: Path, boundary: str) -> tuple[int, Iterator[bytes]]:
 
 
 class Bench:
-    def __init__(self, batch_size: int, workdir: Path) -> None:
+    def __init__(
+        self, batch_size: int, workdir: Path, env: dict[str, str] | None = None, name: str = ""
+    ) -> None:
+        """A web server and a worker; ``env`` adds to theirs (a bucket), ``name`` to their logs."""
         self.port = free_port()
-        env = {**os.environ, "COLLECT_IMPORT_BATCH_SIZE": str(batch_size), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ, "COLLECT_IMPORT_BATCH_SIZE": str(batch_size), "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }  # fmt: skip
         self.web = spawn(
             [sys.executable, "-m", "collect", "web", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1"], env, workdir / "web.log",
+             "--workers", "1"], env, workdir / f"web{name}.log",
         )  # fmt: skip
         self.worker = spawn(
             [sys.executable, "-m", "celery", "-A", "collect", "worker", "--concurrency", "1",
-             "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--loglevel", "WARNING",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"], env,
-            workdir / "worker.log",
+             "--queues", env.get("COLLECT_QUEUE", settings.CELERY_TASK_DEFAULT_QUEUE),
+             "--loglevel", "WARNING",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             # its own name: a second "celery@host" on one broker is refused (pidbox locked)
+             "--hostname", f"bench-{os.getpid()}{name}@%h"], env,
+            workdir / f"worker{name}.log",
         )  # fmt: skip
         user, _ = User.objects.get_or_create(username="bench")
         self.token = token_create(user=user)[0]

@@ -29,9 +29,17 @@ def setup_django() -> None:
 
 
 def bench_user() -> Any:
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Permission, User
 
-    return User.objects.get_or_create(username="bench", defaults={"email": "bench@example.com"})[0]
+    user = User.objects.get_or_create(username="bench", defaults={"email": "bench@example.com"})[0]
+    # Exports need the permission (personal data), and go to the user's own address.
+    if user.email != "bench@example.com":
+        user.email = "bench@example.com"
+        user.save(update_fields=["email"])
+    user.user_permissions.add(
+        Permission.objects.get(codename="export_responses", content_type__app_label="responses")
+    )
+    return user
 
 
 class WorkerProcess:
@@ -114,3 +122,75 @@ def database_label() -> str:
 
     broker = settings.CELERY_BROKER_URL.split("://")[0]
     return f"{connection.vendor}+{broker}"
+
+
+class S3Server:
+    """``moto_server`` (a real S3 endpoint, objects in its memory) on a free loopback port.
+
+    Creates the bucket ``collect-bench``; ``env`` is what a web server or worker
+    needs to keep its job files there (collect/settings.py's AWS_* variables),
+    ``storage()`` the same bucket for this process. Its output goes to ``log``.
+    Raises RuntimeError if it does not answer within 30 s.
+    """
+
+    BUCKET = "collect-bench"
+
+    def __init__(self, log: Path) -> None:
+        import socket
+
+        import boto3
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            # Not from the project's folder: moto imports the PyPI package ``responses``,
+            # which our app of that name would hide.
+            cwd=log.parent,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.env = {
+            "AWS_STORAGE_BUCKET_NAME": self.BUCKET,
+            "AWS_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",  # moto takes any key
+            "AWS_S3_REGION_NAME": "us-east-1",
+        }
+        client = boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.create_bucket(Bucket=self.BUCKET)
+                break
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"moto_server did not start: see {log}") from None
+                time.sleep(0.2)
+
+    def storage(self) -> Any:
+        """django-storages' S3 backend on the bucket, as the web server and workers use it."""
+        from storages.backends.s3 import S3Storage
+
+        return S3Storage(
+            bucket_name=self.BUCKET, endpoint_url=self.endpoint,
+            access_key=self.env["AWS_ACCESS_KEY_ID"],
+            secret_key=self.env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()

@@ -17,9 +17,11 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ("bench_engine.py", [os.environ.get("BENCH_ENGINE_TRIALS", "10")]),
     ("bench_import.py", os.environ.get("BENCH_IMPORT_ROWS", "100000").split(",")),
+    ("bench_upsert.py", os.environ.get("BENCH_UPSERT_ROWS", "100000").split(",")),
     ("bench_export.py", os.environ.get("BENCH_EXPORT_ROWS", "100000").split(",")),
     ("bench_polling.py", os.environ.get("BENCH_POLLERS", "20 15 4").split()),
     ("bench_slow_clients.py", os.environ.get("BENCH_SLOW_CLIENTS", "40 10 5").split()),
+    ("bench_pages.py", [os.environ.get("BENCH_PAGES_ROWS", "1000000")]),
 ]
 
 

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
+
+def apps_first() -> None:
+    """Put the folder holding Collect's apps first on the import path, here and in children.
+
+    The apps have plain names (``jobs``, ``teams``, ``responses``), and an
+    installed distribution may use one of them too: PyPI's ``responses`` (a
+    dependency of moto, which the tests install) would otherwise shadow ours
+    whenever ``.venv/bin/collect`` runs, since a console script's folder, not
+    the project's, heads ``sys.path``. ``PYTHONPATH`` carries the same order to
+    the processes a command starts (``serve`` → web and worker, ``worker`` →
+    Celery). In an installed copy the folder is site-packages: no change.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    if sys.path[:1] != [root]:
+        sys.path.insert(0, root)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if paths[:1] != [root]:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
 
 
 def main() -> None:
+    apps_first()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
     from django.core.management import execute_from_command_line
 

@@ -1,14 +1,41 @@
-"""Error pages: API clients get JSON, browsers get HTML."""
+"""Error pages: API clients get JSON, browsers get HTML; every 404 says the same sentence.
+
+Django's and DRF's own 404 texts ("Not found.", "No Job matches the given
+query.") name neither the cause nor what to do; a 404 that knows more (a
+file that is gone) keeps its own sentence.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+import re
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+# What templates/404.html says too.
+NOT_FOUND = (
+    "There is nothing at this address, or it belongs to someone else. Check the task id: "
+    "GET /api/tasks/ lists your jobs."
+)
+# The texts of Http404 raised without a sentence of ours (get_object_or_404, DRF).
+GENERIC = re.compile(r"(Not found\.|No \w+ matches the given query\.)?")
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 handler: JSON ``{"detail": NOT_FOUND}`` under /api/, else the 404 page."""
     # A path under /api/ that matches no route (e.g. a task id that is not a UUID)
     # answers like every other API 404, so a client parses one format.
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return JsonResponse({"detail": NOT_FOUND}, status=404)
     return defaults.page_not_found(request, exception)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler (REST_FRAMEWORK's EXCEPTION_HANDLER), with NOT_FOUND for a bare 404."""
+    if isinstance(exc, Http404 | NotFound) and GENERIC.fullmatch(str(exc)):
+        exc = NotFound(NOT_FOUND)
+    return exception_handler(exc, context)

@@ -41,6 +41,7 @@ class TokenAuthMiddleware:
                     {"detail": str(exc.detail)}, status=401, headers={"WWW-Authenticate": "Token"}
                 )
             if found:
+                request.token_authenticated = found  # type: ignore[attr-defined]  # for DRF
                 request.user = found[0]
                 request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         return self.get_response(request)

@@ -28,7 +28,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # it writes anything, so whatever SQLite, kombu or Django create is 0600 (0700
 # for folders) without each of them being told.
 os.umask(0o077)
-DATA_DIR = Path(env_str("COLLECT_DATA_DIR", "var")).expanduser().resolve()
+# The default does not depend on the folder a command runs from: var/ in a
+# source checkout (beside manage.py), the user's data folder (XDG base
+# directory specification) when installed as a package.
+_default_data_dir = (
+    BASE_DIR / "var"
+    if (BASE_DIR / "manage.py").is_file()
+    else Path(os.environ.get("XDG_DATA_HOME") or "~/.local/share").expanduser() / "collect"
+)
+DATA_DIR = Path(env_str("COLLECT_DATA_DIR", str(_default_data_dir))).expanduser().resolve()
 DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 with contextlib.suppress(PermissionError):  # a folder someone else owns stays as it is
     DATA_DIR.chmod(0o700)
@@ -152,6 +160,11 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'collect.sqlite3'}")
 
 
+# Seconds a database session may sit idle inside a transaction before the server
+# ends it (and so releases its locks); 0 turns it off. PostgreSQL and MariaDB.
+IDLE_IN_TRANSACTION_SECONDS = int(env_float("COLLECT_DB_IDLE_IN_TRANSACTION_SECONDS", 120.0))
+
+
 def _database(url: str) -> dict[str, Any]:
     try:
         db: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
@@ -169,10 +182,29 @@ def _database(url: str) -> dict[str, Any]:
         db["TEST"] = {"NAME": str(DATA_DIR / "test_collect.sqlite3")}
     elif engine in {"django.db.backends.mysql"}:
         options.setdefault("charset", "utf8mb4")
-        options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES'")
+        init = "SET sql_mode='STRICT_TRANS_TABLES'"
+        if IDLE_IN_TRANSACTION_SECONDS > 0:
+            # MariaDB 10.3+ ends a session idle in a transaction after this many
+            # seconds ("idle_transaction_timeout"); ``/*M!100300 … */`` is run by
+            # MariaDB from 10.3.0 on and skipped as a comment by MySQL, which has
+            # no such setting and relies on innodb_lock_wait_timeout (MariaDB docs,
+            # "Comment Syntax"). Why: see the PostgreSQL case below.
+            init += f" /*M!100300 , idle_transaction_timeout={IDLE_IN_TRANSACTION_SECONDS} */"
+        options.setdefault("init_command", init)
+        # An import's batches go through LOAD DATA LOCAL INFILE (teams/loader.py); the
+        # server must allow it too (local_infile=1), else they are written row by row.
+        options.setdefault("local_infile", 1)
         db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
     elif engine in {"django.db.backends.postgresql"}:
-        pass
+        # A worker frozen inside a batch's transaction (SIGSTOP, a paused VM, a
+        # stalled network) would hold the job row's lock for ever, and the
+        # worker taking the job over would wait on it for ever; the server ends
+        # such a session, and so its locks, after this long (PostgreSQL docs,
+        # "idle_in_transaction_session_timeout"). Our transactions never wait
+        # on anything but the database, except an export's part upload to a bucket.
+        if IDLE_IN_TRANSACTION_SECONDS > 0:
+            idle_ms = IDLE_IN_TRANSACTION_SECONDS * 1000
+            options.setdefault("options", f"-c idle_in_transaction_session_timeout={idle_ms}")
     else:
         raise ImproperlyConfigured(
             f"DATABASE_URL uses {engine}; Collect supports sqlite://, mysql:// and postgres://"
@@ -218,6 +250,33 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Job files (uploads, exports, error reports) in an S3-compatible bucket when one is
+# named, so workers on many hosts share no disk; django-storages' own setting names.
+# No check at start: a store that is down for a moment fails the jobs that need a
+# file (with a message saying so), not the site, the API or jobs that need none.
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+    # Unset: AWS itself; else MinIO, Ceph, R2, ... (https://minio.example.com:9000).
+    AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
+    AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+    # Unset: boto3's own chain (instance or pod role, ~/.aws, AWS_* variables).
+    AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID") or None
+    AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY") or None
+    # Key prefix inside the bucket ("" = the bucket's root).
+    AWS_LOCATION = env_str("AWS_LOCATION")
+    # "path" for stores without per-bucket host names (MinIO without DNS set up).
+    AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE") or None
+    # Downloads are a redirect to a presigned URL that works this many seconds.
+    AWS_QUERYSTRING_EXPIRE = env_int("AWS_QUERYSTRING_EXPIRE", 300)
+    AWS_S3_SIGNATURE_VERSION = env_str("AWS_S3_SIGNATURE_VERSION", "s3v4")
+    # A worker reading an upload keeps this much in memory, the rest in a
+    # temporary file under FILE_UPLOAD_TEMP_DIR that is removed when it is closed.
+    AWS_S3_MAX_MEMORY_SIZE = env_int("AWS_S3_MAX_MEMORY_SIZE", 8 * 1024**2)
+    AWS_S3_FILE_OVERWRITE = True  # every job file has a name of its own
+# An export written to a bucket goes up in parts of this size (S3's least is 5 MiB);
+# a worker holds at most one part (plus a batch) in memory.
+COLLECT_EXPORT_PART_BYTES = max(5 * 1024**2, env_int("COLLECT_EXPORT_PART_BYTES", 8 * 1024**2))
 # Django's defaults are 0644 and the umask's folders; personal data is the owner's only.
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
@@ -251,7 +310,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Collect <collect@localhost>"
 
 # --- Celery -----------------------------------------------------------------
 
-BROKER_DIR = DATA_DIR / "broker"
+BROKER_DIR = Path(env_str("COLLECT_BROKER_DIR", str(DATA_DIR / "broker")))
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -311,6 +370,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # A 404 without a sentence of ours gets one (collect/errors.py).
+    "EXCEPTION_HANDLER": "collect.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
@@ -388,10 +449,17 @@ WHITENOISE_USE_FINDERS = True
 COLLECT_EXPORT_ATTACH_MAX_BYTES = env_int("COLLECT_EXPORT_ATTACH_MAX_BYTES", 5 * 1024**2)
 # How long the download link in the e-mail works.
 COLLECT_EXPORT_LINK_MAX_AGE_SECONDS = env_int("COLLECT_EXPORT_LINK_MAX_AGE_SECONDS", 7 * 24 * 3600)
-# Rows read and appended per batch (one checkpoint each).
+# Rows read and appended per batch (one checkpoint each): the first batch's size and the
+# least; later batches grow (or shrink) towards COLLECT_EXPORT_BATCH_SECONDS each, up to
+# COLLECT_EXPORT_BATCH_MAX_ROWS. 0 seconds, or a throttle, keeps every batch at BATCH_ROWS.
 COLLECT_EXPORT_BATCH_ROWS = env_int("COLLECT_EXPORT_BATCH_ROWS", 5000)
+COLLECT_EXPORT_BATCH_SECONDS = env_float("COLLECT_EXPORT_BATCH_SECONDS", 0.2)
+COLLECT_EXPORT_BATCH_MAX_ROWS = env_int("COLLECT_EXPORT_BATCH_MAX_ROWS", 50_000)
 # Seconds to rest after each batch, to leave a busy database room for other work.
 COLLECT_EXPORT_THROTTLE_SECONDS = env_float("COLLECT_EXPORT_THROTTLE_SECONDS", 0.0)
+# CSV lines built by PostgreSQL/MariaDB (responses/sqllines.py, the same bytes, 2-3x faster);
+# off: Python builds every line (e.g. if the database's time zone data is older than Python's).
+COLLECT_EXPORT_SQL_LINES = env_bool("COLLECT_EXPORT_SQL_LINES", True)
 # Sending the e-mail: attempts, and the first wait between them (doubled each time).
 COLLECT_EXPORT_MAIL_ATTEMPTS = env_int("COLLECT_EXPORT_MAIL_ATTEMPTS", 4)
 COLLECT_EXPORT_MAIL_BACKOFF_SECONDS = env_float("COLLECT_EXPORT_MAIL_BACKOFF_SECONDS", 5.0)
@@ -405,8 +473,20 @@ COLLECT_EXPORT_RECIPIENT_DOMAINS = [
 COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = env_int(
     "COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY", 10
 )
-# Links in e-mails sent by the CLI (web requests use the address they came in on).
-COLLECT_SITE_URL = env_str("COLLECT_SITE_URL", "http://localhost:8000")
+# Links printed by the CLI and in e-mails of jobs it started (web requests use the
+# address they came in on). Unset: the address `collect serve` is running on with
+# this data folder (it writes SITE_URL_FILE while it runs), else localhost:8000.
+SITE_URL_FILE = DATA_DIR / "site-url"
+
+
+def _site_url() -> str:
+    try:
+        return SITE_URL_FILE.read_text(encoding="utf-8").strip() or "http://localhost:8000"
+    except OSError:
+        return "http://localhost:8000"
+
+
+COLLECT_SITE_URL = env_str("COLLECT_SITE_URL", "") or _site_url()
 # --- end of export settings -------------------------------------------------
 
 # --- Team import (teams/) ---------------------------------------------------
@@ -420,6 +500,11 @@ COLLECT_IMPORT_THROTTLE_SECONDS = env_float("COLLECT_IMPORT_THROTTLE_SECONDS", 0
 # (row and column named), and no line longer than a row of such cells is ever
 # held in memory: this bounds the worker's memory whatever the file.
 COLLECT_IMPORT_MAX_FIELD_BYTES = env_int("COLLECT_IMPORT_MAX_FIELD_BYTES", 1024**2)
+# How many parts a create import runs as when the request does not say
+# (``parallelism``): parts run on different workers at once (jobs/parts.py).
+COLLECT_IMPORT_PARALLELISM = env_int("COLLECT_IMPORT_PARALLELISM", 1)
+if not 1 <= COLLECT_IMPORT_PARALLELISM <= 64:
+    raise ImproperlyConfigured("COLLECT_IMPORT_PARALLELISM must be from 1 to 64.")
 # --- end of team import -----------------------------------------------------
 
 # --- Logins, sessions, headers, request limits (hardening) ---------------------

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -17,11 +18,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import services
+from jobs import conditional, services
 from jobs.kinds import kinds
 from jobs.models import Job, State
 from jobs.serializers import JobSerializer, StateConflictSerializer
@@ -36,10 +38,39 @@ NOT_FOUND = OpenApiResponse(
     description="No such job, or another user's job (the same answer).",
 )
 TASK_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+# Conditional GET (jobs.conditional): send back the last answer's ETag, get a 304 if unchanged.
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The ETag of an earlier answer: 304 without a body if nothing in it changed.",
+)
+ETAG = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 304],
+    description="A weak tag of this answer, for If-None-Match.",
+)
+NOT_MODIFIED = OpenApiResponse(description="Nothing changed since the answer whose ETag was sent.")
 CONTROL = extend_schema(
     request=None,
     parameters=[TASK_ID],
     responses={200: JobSerializer, 404: NOT_FOUND, 409: StateConflictSerializer},
+)
+
+
+# Job columns that the API's answers do not show: a list does not read them.
+UNSHOWN = (
+    # not "checkpoint": Job.has_parts reads it for every job shown
+    "samples",
+    "checking",
+    "worker",
+    "lease_token",
+    "lease_expires_at",
+    "attempts",
+    "run_seconds",
+    "enqueued_at",
 )
 
 
@@ -49,14 +80,20 @@ CONTROL = extend_schema(
         parameters=[
             OpenApiParameter("state", str, enum=[s.value for s in State]),
             OpenApiParameter("kind", str),
+            IF_NONE_MATCH,
+            ETAG,
         ],
         responses={
             200: JobSerializer(many=True),
+            304: NOT_MODIFIED,
             400: OpenApiResponse(description="An unknown state or kind."),
             404: NOT_FOUND,
         },
     ),
-    retrieve=extend_schema(parameters=[TASK_ID], responses={200: JobSerializer, 404: NOT_FOUND}),
+    retrieve=extend_schema(
+        parameters=[TASK_ID, IF_NONE_MATCH, ETAG],
+        responses={200: JobSerializer, 304: NOT_MODIFIED, 404: NOT_FOUND},
+    ),
 )
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
     """The caller's jobs (with ``jobs.manage_all_jobs``: everybody's), newest first."""
@@ -66,6 +103,8 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Job]:
         qs = services.jobs_visible_to(self.request.user).select_related("owner")
+        if self.action == "list":
+            qs = qs.filter(parent=None)  # parts are listed on their job (``parts``)
         state = self.request.query_params.get("state")
         kind = self.request.query_params.get("kind")
         # Refused, not ignored: a typo must not look like "no jobs". Checking also keeps
@@ -83,6 +122,41 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         if kind:
             qs = qs.filter(kind=kind)
         return qs
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
+        """One page of jobs; a 304 if the page's jobs and the count have not changed.
+
+        The page is first read as keys only (id, ``updated_at``, owner; and the
+        count), which is all the ``ETag`` needs; only when it differs from the
+        client's are the jobs read in full, without the columns the answer does
+        not show, and serialised.
+        """
+        queryset = self.filter_queryset(self.get_queryset())
+        keys = self.paginate_queryset(queryset.values_list("id", "updated_at", "owner__username"))
+        pages = self.paginator
+        # The settings' pagination: a page size is set, so there is always a page.
+        assert (
+            keys is not None and isinstance(pages, PageNumberPagination) and pages.page is not None
+        )
+        etag = conditional.jobs_etag(request, keys, pages.page.paginator.count)
+        unchanged = conditional.not_modified(request, etag)
+        if unchanged is not None:
+            return unchanged
+        found = {
+            job.id: job for job in queryset.filter(id__in=[k[0] for k in keys]).defer(*UNSHOWN)
+        }
+        jobs = [found[k[0]] for k in keys if k[0] in found]  # one may have been deleted since
+        response = self.get_paginated_response(self.get_serializer(jobs, many=True).data)
+        return conditional.tagged(response, etag)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
+        """One job; a 304 if it has not changed since the answer whose ETag the client sent."""
+        job = self.get_object()
+        etag = conditional.jobs_etag(request, [(job.id, job.updated_at, job.owner.get_username())])
+        unchanged = conditional.not_modified(request, etag)
+        if unchanged is not None:
+            return unchanged
+        return conditional.tagged(Response(self.get_serializer(job).data), etag)
 
     def _control(self, fn: Callable[..., Job]) -> Response:
         job = self.get_object()

@@ -19,15 +19,21 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import (
+    DatabaseError,
+    OperationalError,
+    close_old_connections,
+    transaction,
+)
 from django.db.models import Case, F, PositiveIntegerField, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs import retry
+from jobs import parts, retry
 from jobs.kinds import Batch, Interrupted, JobFailed, JobKind, RunContext, get_kind
 from jobs.models import Job, State
-from jobs.services import enqueue_now
+from jobs.rowlock import update_job
+from jobs.services import enqueue_after_commit, enqueue_now
 from jobs.signals import worker_is_shutting_down
 
 log = logging.getLogger(__name__)
@@ -59,23 +65,22 @@ def claim(job_id: Any, *, token: uuid.UUID, worker: str) -> Job | None:
         | Q(state__in=[State.RUNNING, State.STOPPING], lease_expires_at__lt=now)
         | Q(state=State.STOPPING, lease_expires_at=None)
     )
-    taken = (
-        Job.objects.filter(claimable, id=job_id).update(
-            # First: MySQL/MariaDB assign left to right and let later assignments
-            # see earlier ones, so this must read the old lease_token and started_at.
-            attempts=Case(
-                When(Q(started_at=None) | Q(lease_token__isnull=False), then=F("attempts") + 1),
-                default=F("attempts"),
-                output_field=PositiveIntegerField(),
-            ),
-            state=Case(When(state=State.QUEUED, then=Value(State.RUNNING)), default=F("state")),
-            lease_token=token,
-            lease_expires_at=_lease_until(),
-            worker=worker[:255],
-            started_at=Coalesce(F("started_at"), Value(now)),
-            updated_at=now,
-        )
-        == 1
+    taken = update_job(
+        job_id,
+        claimable,
+        # First: MySQL/MariaDB assign left to right and let later assignments
+        # see earlier ones, so this must read the old lease_token and started_at.
+        attempts=Case(
+            When(Q(started_at=None) | Q(lease_token__isnull=False), then=F("attempts") + 1),
+            default=F("attempts"),
+            output_field=PositiveIntegerField(),
+        ),
+        state=Case(When(state=State.QUEUED, then=Value(State.RUNNING)), default=F("state")),
+        lease_token=token,
+        lease_expires_at=_lease_until(),
+        worker=worker[:255],
+        started_at=Coalesce(F("started_at"), Value(now)),
+        updated_at=now,
     )
     if not taken:
         return None
@@ -112,16 +117,36 @@ class Runner:
         if now - self._last_beat < 1.0:
             return
         self._last_beat = now
-        if not self._ours().update(lease_expires_at=_lease_until()):
+        if not self._ours().update(lease_expires_at=_lease_until(), **self._checking(now)):
             raise LostLease(str(self.job.id))
         state = Job.objects.values_list("state", flat=True).get(id=self.job.id)
         if state in {State.PAUSING, State.STOPPING}:
             raise Interrupted(state)
 
+    def _checking(self, now: float) -> dict[str, Any]:
+        """The ``checking`` column from what ``prepare`` reported (``RunContext.checked``)."""
+        checked = self.ctx.state.get("checked")
+        if checked is None:
+            return {}
+        done, total, unit = checked
+        since = self.ctx.state.setdefault("checked_since", (now, done))
+        seconds = now - since[0]
+        rate = (done - since[1]) / seconds if seconds > 0 else 0.0
+        return {
+            "checking": {
+                "done": done,
+                "total": total,
+                "unit": unit,
+                "rate": round(rate, 1),
+                "seconds": round(seconds, 1),
+            }
+        }
+
     def _finish_state(self, state: str, **changes: Any) -> None:
+        """Mark the job ``state`` and end the lease; ``LostLease`` if it is no longer ours."""
         now = timezone.now()
         terminal = state in {State.STOPPED, State.SUCCEEDED, State.FAILED}
-        self._ours().update(
+        updated = self._ours().update(
             state=state,
             lease_token=None,
             lease_expires_at=None,
@@ -129,6 +154,8 @@ class Runner:
             updated_at=now,
             **changes,
         )
+        if not updated:
+            raise LostLease(str(self.job.id))
 
     # --- the run --------------------------------------------------------
 
@@ -136,6 +163,9 @@ class Runner:
         job = self.job
         if job.state == State.STOPPING:
             return self.undo()
+        if job.has_parts:
+            # Its parts run it (a duplicate message, or a resume that raced a claim).
+            return self._release()
         lost = job.attempts - 1
         if settings.COLLECT_JOB_MAX_ATTEMPTS and lost >= settings.COLLECT_JOB_MAX_ATTEMPTS:
             log.warning("job %s: its worker was lost %d times; failing it", job.id, lost)
@@ -144,11 +174,14 @@ class Runner:
             checkpoint = job.checkpoint
             if checkpoint is None:
                 total = self.kind.prepare(self.ctx)
+                pieces = self._split()
                 checkpoint = self.kind.initial_checkpoint(self.ctx)
                 with transaction.atomic():
                     row = self._lock()
                     if row.state == State.STOPPING:
                         return self.undo()
+                    if pieces:
+                        return self._start_parts(row, total, pieces)
                     self._ours().update(total=total, checkpoint=checkpoint)
                     job.total = total
             else:
@@ -169,6 +202,55 @@ class Runner:
                 problem_count=failure.problem_count or len(failure.problems),
                 error_report_file=failure.error_report_file,
             )
+
+    # --- a job made of parts (jobs/parts.py) ----------------------------
+
+    def _split(self) -> list[parts.Part] | None:
+        """The parts this job runs as, when its ``parallelism`` asks for more than one."""
+        wanted = min(int(self.job.param("parallelism") or 1), parts.MAX_PARTS)
+        if wanted < 2 or self.job.parent_id is not None:
+            return None
+        pieces = self.kind.split(self.ctx, wanted)
+        return pieces if pieces and len(pieces) > 1 else None
+
+    def _start_parts(self, row: Job, total: int | None, pieces: list[parts.Part]) -> None:
+        """Create the parts and end this job's lease, in the caller's transaction.
+
+        The parts are sent once that transaction is committed. A pause asked
+        during the check makes them paused from the start.
+        """
+        job, now = self.job, timezone.now()
+        paused = row.state == State.PAUSING
+        created = Job.objects.bulk_create(
+            Job(
+                kind=job.kind,
+                owner_id=job.owner_id,
+                params=job.params,
+                label=f"{job.label} (part {i + 1} of {len(pieces)})"[:255],
+                parent_id=job.id,
+                part=i,
+                state=State.PAUSED if paused else State.QUEUED,
+                total=piece.total,
+                checkpoint=piece.checkpoint,
+                enqueued_at=now,
+            )
+            for i, piece in enumerate(pieces)
+        )
+        self._finish_state(
+            State.PAUSED if paused else State.RUNNING,
+            total=total,
+            checkpoint={"parts": len(created)},
+        )
+        if not paused:
+            for part in created:
+                enqueue_after_commit(part.id)
+        log.info("job %s split into %d parts (%s)", job.id, len(created), row.state)
+
+    def _release(self) -> None:
+        """End this worker's lease on a job whose parts run it; it waits on them."""
+        now = timezone.now()
+        self._ours().update(lease_token=None, lease_expires_at=None, enqueued_at=now)
+        parts.settle(self.job.id)
 
     def batches(self, checkpoint: dict[str, Any]) -> None:
         job = self.job
@@ -259,23 +341,69 @@ class Runner:
         raise AssertionError("unreachable")
 
     def undo(self, final_state: str = State.STOPPED, **changes: Any) -> None:
-        """Delete what the job wrote, chunk by chunk, then mark it stopped (or failed)."""
-        removed = 0
-        while True:
-            n = self._with_retries(self._undo_chunk)
-            if not n:
-                break
-            removed += n
-        self.kind.discard(self.job)
-        self._finish_state(final_state, **changes)
-        log.info("job %s %s; %d rows removed", self.job.id, final_state, removed)
+        """Delete what the job wrote, chunk by chunk, then mark it stopped (or failed).
 
-    def _undo_chunk(self) -> int:
+        A job made of parts waits (holding no worker) until every part has
+        ended, then deletes what each part wrote; it ends failed if a part failed.
+        """
+        job = self.job
+        contexts = [self.ctx]
+        if job.has_parts:
+            if parts.not_done(job):
+                return self._release()
+            done = parts.parts_of(job)
+            contexts += [RunContext(job=part, heartbeat_fn=self.heartbeat) for part in done]
+            failed = next((p for p in done if p.state == State.FAILED), None)
+            if failed is not None and final_state == State.STOPPED:
+                final_state, changes = State.FAILED, {"error": failed.error, **changes}
+        removed = 0
+        for ctx in contexts:
+            while True:
+                n = self._with_retries(partial(self._undo_chunk, ctx))
+                if not n:
+                    break
+                removed += n
+        if len(contexts) > 1:
+            # Parts that succeeded before the stop: what they wrote is gone now.
+            Job.objects.filter(parent_id=job.id, state=State.SUCCEEDED).update(
+                state=State.STOPPED, updated_at=timezone.now()
+            )
+        if job.parent_id is None:  # a part's files are its whole job's
+            self.kind.discard(job)
+        self._finish_state(final_state, **changes)
+        log.info("job %s %s; %d rows removed", job.id, final_state, removed)
+
+    def _undo_chunk(self, ctx: RunContext) -> int:
         with transaction.atomic():
             self._lock()
-            n = self.kind.undo_chunk(self.ctx)
+            n = self.kind.undo_chunk(ctx)
             self._ours().update(lease_expires_at=_lease_until())
         return n
+
+
+def _database_went_away(job_id: Any, token: uuid.UUID) -> None:
+    """Log a run cut short by a lost database connection; the job itself is left as it is.
+
+    Nothing half-written was committed (each batch is one transaction). The lease
+    runs out and a sweeping worker hands the job on, unless another worker already
+    took it over: a worker frozen inside a batch for longer than the database's
+    idle timeout (``COLLECT_DB_IDLE_IN_TRANSACTION_SECONDS``) finds its session
+    ended by the server and its job running elsewhere.
+    """
+    close_old_connections()
+    if _taken_over(job_id, token):
+        log.warning("job %s: another worker took it over; this one stops", job_id)
+    else:
+        log.exception("job %s: database error; the job will be retried", job_id)
+
+
+def _taken_over(job_id: Any, token: uuid.UUID) -> bool:
+    """True when the job's lease is no longer ``token``; False also when the database is down."""
+    try:
+        return not Job.objects.filter(id=job_id, lease_token=token).exists()
+    except DatabaseError:
+        close_old_connections()
+        return False
 
 
 def worker_lost_message(lost: int) -> str:
@@ -301,14 +429,20 @@ def run(job_id: Any, *, worker: str) -> None:
         runner.run()
     except LostLease:
         log.warning("job %s: another worker took it over; this one stops", job.id)
-    except (OperationalError, InterfaceError):
-        # The database went away mid-batch: nothing half-written was committed.
-        # The lease runs out and a sweeping worker hands the job on.
-        log.exception("job %s: database error; the job will be retried", job.id)
-        close_old_connections()
     except Exception as exc:
+        if retry.connection_lost(exc):
+            _database_went_away(job.id, token)
+            return
         log.exception("job %s: unexpected error", job.id)
         try:
             runner.undo(final_state=State.FAILED, error=f"Unexpected error: {exc}")
         except Exception:
             log.exception("job %s: could not undo after the error", job.id)
+    if job.parent_id is not None:
+        # A part: its whole job follows it (succeeded, paused, failed, undone). If this
+        # fails, the sweep settles it later (jobs.services.job_sweep).
+        try:
+            parts.settle(job.parent_id)
+        except DatabaseError:
+            log.exception("job %s: could not update the job it is a part of", job.id)
+            close_old_connections()

@@ -33,3 +33,29 @@ def duration(seconds: Any) -> str:
         (n, unit) for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n
     ]
     return " ".join(f"{n} {unit}" for n, unit in shown[:2])
+
+
+def plural(count: Any, one: str, many: str = "") -> str:
+    """``1 team``, ``2 teams``, ``1,200 rows``: the count and the word that goes with it."""
+    return f"{thousands(count)} {one if count == 1 else (many or one + 's')}"
+
+
+def undone_summary(job: Any) -> str:
+    """What is left of a stopped or failed job: nothing, since its writes were undone.
+
+    The job's kind may say what its undo did (``JobKind.undone``); else the
+    rows it wrote are counted as removed.
+    """
+    from jobs.kinds import get_kind
+
+    verb = "Stopped" if job.state == "stopped" else "Failed"
+    try:
+        said = get_kind(job.kind).undone(job)
+    except LookupError:
+        said = ""
+    if said:
+        return f"{verb}: {said}; nothing was kept."
+    if not job.processed:
+        return f"{verb} before anything was written; nothing was kept."
+    were = "was" if job.processed == 1 else "were"
+    return f"{verb}: {plural(job.processed, 'row')} {were} written and removed; nothing was kept."

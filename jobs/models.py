@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class State(models.TextChoices):
@@ -27,6 +28,20 @@ ACTIVE = frozenset({State.QUEUED, State.RUNNING, State.PAUSING, State.STOPPING})
 LEASED = frozenset({State.RUNNING, State.PAUSING, State.STOPPING})
 
 
+class JobQuerySet(models.QuerySet["Job"]):
+    def update(self, **kwargs: Any) -> int:
+        """``QuerySet.update`` that also sets ``updated_at`` (to now) unless it is given.
+
+        ``auto_now`` only acts in ``save()``, and jobs are changed by ``update()``
+        (compare-and-set, batch commits, lease renewals, mail results, retention):
+        the API's ``ETag`` (``jobs.conditional``) is made from ``updated_at``, so
+        every change of a job row must move it, or a client would be told
+        "not modified" about a job that changed.
+        """
+        kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=50)
@@ -37,6 +52,13 @@ class Job(models.Model):
     params = models.JSONField(default=dict, blank=True)
     # What the user will recognise the job by: a file name, a date range.
     label = models.CharField(max_length=255, blank=True)
+    # A job made of parts (``jobs.parts``): each part is a job row of its own, with
+    # its own lease and checkpoint, that points at the job it belongs to. ``part``
+    # is its place among the parts, from 0. Both empty on every other job.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="parts"
+    )
+    part = models.PositiveIntegerField(null=True, blank=True)
 
     processed = models.BigIntegerField(default=0)
     total = models.BigIntegerField(null=True, blank=True)
@@ -47,6 +69,9 @@ class Job(models.Model):
     run_seconds = models.FloatField(default=0.0)
     # Throughput samples for the detail page: [[seconds since start, processed], ...].
     samples = models.JSONField(default=list, blank=True)
+    # The check before anything is written (``prepare``), while it runs:
+    # {"done", "total", "unit": "bytes"|"rows", "rate": units/s, "seconds"}.
+    checking = models.JSONField(default=dict, blank=True)
 
     worker = models.CharField(max_length=255, blank=True)
     lease_token = models.UUIDField(null=True, blank=True)
@@ -68,6 +93,8 @@ class Job(models.Model):
     error_report_file = models.CharField(max_length=500, blank=True)
     # When the retention sweep deleted the job's kept files (COLLECT_RETENTION_DAYS).
     files_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -106,6 +133,11 @@ class Job(models.Model):
         if self.rate <= 0:
             return None
         return round(max(0, self.total - self.processed) / self.rate, 1)
+
+    @property
+    def has_parts(self) -> bool:
+        """Whether the job was split into parts (``jobs.parts``); they run it, not this row."""
+        return bool(self.checkpoint and self.checkpoint.get("parts"))
 
     def param(self, name: str, default: Any = None) -> Any:
         return (self.params or {}).get(name, default)

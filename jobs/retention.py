@@ -89,7 +89,10 @@ def retention_sweep(now: datetime | None = None) -> int:
         return 0
     now = now or timezone.now()
     due = (
-        Job.objects.filter(state__in=TERMINAL, finished_at__lt=now - timedelta(days=days))
+        # A part's files are its whole job's (jobs.parts): swept with that job.
+        Job.objects.filter(
+            state__in=TERMINAL, finished_at__lt=now - timedelta(days=days), parent=None
+        )
         .filter(files_deleted_at=None)
         .filter(Q(state=State.SUCCEEDED) | ~Q(error_report_file=""))
     )
@@ -108,7 +111,7 @@ def retention_sweep(now: datetime | None = None) -> int:
 def kept_bytes(user: Any) -> int:
     """Bytes of the files the user's jobs keep now (uploads and exports), per their kinds."""
     jobs = (
-        Job.objects.filter(owner=user, files_deleted_at=None)
+        Job.objects.filter(owner=user, files_deleted_at=None, parent=None)  # parts share its files
         .exclude(state__in=[State.STOPPED, State.FAILED])  # their files were discarded
         .only("kind", "state", "params", "result", "checkpoint")
     )

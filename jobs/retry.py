@@ -17,11 +17,17 @@ Sources:
 
 from __future__ import annotations
 
-from django.db import OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 MYSQL_CODES = frozenset({1213, 1205})
 POSTGRES_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 SQLITE_MESSAGES = ("database is locked", "database table is locked")
+
+# PostgreSQL errors after which the server has ended the session: class 08
+# (connection exception), class 57P (operator intervention: admin_shutdown,
+# crash_shutdown, cannot_connect_now, idle_session_timeout) and 25P03
+# idle_in_transaction_session_timeout, which psycopg raises as InternalError.
+POSTGRES_SESSION_ENDED = ("08", "57P", "25P03")
 
 # How many times a batch is run again after losing such a race, and the first
 # pause between two runs in seconds (doubled each time: 0.05, 0.1, 0.2, …).
@@ -45,3 +51,21 @@ def lost_a_race(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return any(text.startswith(message) for message in SQLITE_MESSAGES)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True if ``exc`` is the database failing the worker rather than the batch being wrong.
+
+    Django's ``OperationalError`` and ``InterfaceError`` count (a server gone away,
+    a session killed on MariaDB: errors 2006, 2013, 4031; a race still lost after
+    ``ATTEMPTS`` runs), and so does any PostgreSQL error whose SQLSTATE says the
+    server ended the session (``POSTGRES_SESSION_ENDED``, Appendix A of the
+    PostgreSQL manual). Nothing of the transaction was committed; the job's lease
+    and the sweep hand it on, instead of failing it.
+    """
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if not isinstance(exc, DatabaseError):
+        return False
+    sqlstate = getattr(exc.__cause__ or exc, "sqlstate", None) or ""
+    return sqlstate.startswith(POSTGRES_SESSION_ENDED)

@@ -1,25 +1,29 @@
 """Every change of a job's state that a person (or a script) asks for.
 
 Views, the API, the CLI and the admin all call these functions. Each change
-is a compare-and-set ``UPDATE … WHERE state IN (…)`` that must touch exactly
-one row, so two requests racing for one job can never leave it half-changed:
-one wins, the other sees the new state and answers accordingly.
+is a compare-and-set (change the row only if it is still in the state seen,
+``jobs.rowlock.update_job``) that must touch exactly one row, so two requests
+racing for one job can never leave it half-changed: one wins, the other sees
+the new state and answers accordingly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from jobs import audit
-from jobs.models import ACTIVE, AuditAction, Job, State
+from jobs.models import ACTIVE, TERMINAL, AuditAction, Job, State
+from jobs.rowlock import update_job
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,49 @@ class JobStateError(Exception):
         self.job = job
         self.action = action
         self.state = job.state
-        super().__init__(f"Cannot {action} a job that is {job.state}.")
+        super().__init__(impossible_message(state=job.state, action=action))
+
+
+# Why a change is impossible, by the state the job is in (the words users read with a 409).
+_WHY = {
+    State.SUCCEEDED: "This job has already succeeded",
+    State.FAILED: "This job has already failed",
+    State.STOPPED: "This job has already been stopped",
+}
+
+
+def impossible_message(*, state: str, action: str) -> str:
+    """The sentence for a 409: ``This job has already succeeded; there is nothing to stop.``"""
+    if state == State.STOPPING:
+        return (
+            "This job is being stopped (what it wrote is being removed); "
+            f"it cannot be {action}d now."
+        )
+    if state in _WHY:
+        return f"{_WHY[State(state)]}; there is nothing to {action}."
+    return f"This job is {state}; it cannot be {action}d now."
+
+
+# For each action, the states in which asking again changes nothing (a harmless 200).
+_ALREADY = {
+    "pause": {State.PAUSING: "is already pausing", State.PAUSED: "is already paused"},
+    "resume": {State.QUEUED: "is already queued", State.RUNNING: "is already running"},
+    "stop": {State.STOPPING: "is already being stopped", State.STOPPED: "has already been stopped"},
+}
+
+
+def action_refusal(*, job: Job, action: str) -> str:
+    """Why ``action`` (pause, resume, stop) would change nothing now, or "" if it would.
+
+    For confirmation pages: a finished job, or one already where the action
+    leads, gets this sentence instead of a button.
+    """
+    already = _ALREADY.get(action, {}).get(State(job.state))
+    if already:
+        return f"This job {already}; there is nothing to {action}."
+    if job.state in TERMINAL or job.state == State.STOPPING:
+        return impossible_message(state=job.state, action=action)
+    return ""
 
 
 class TooManyRequests(Exception):
@@ -103,7 +149,7 @@ def job_create(*, kind: str, owner: Any, params: dict[str, Any], label: str = ""
     limit = settings.COLLECT_JOBS_PER_MINUTE
     if limit and owner is not None:
         recent = Job.objects.filter(
-            owner=owner, created_at__gte=timezone.now() - timedelta(minutes=1)
+            owner=owner, parent=None, created_at__gte=timezone.now() - timedelta(minutes=1)
         ).count()
         if recent >= limit:
             raise JobRateLimited(limit)
@@ -112,28 +158,48 @@ def job_create(*, kind: str, owner: Any, params: dict[str, Any], label: str = ""
     )
     log.info("job %s created: kind=%s owner=%s", job.id, kind, owner)
     audit.record(AuditAction.START, user=owner, job_id=job.id, detail=job.label)
-    print(f"Task id: {job.id}", flush=True)  # the seed printed the task id; people rely on it
+    # The seed printed the task id on the server's console; people rely on it. On
+    # stderr, so that a command's own output (the bare id, JSON) stays clean.
+    print(f"Task id: {job.id}", file=sys.stderr, flush=True)
     enqueue_after_commit(job.id)
     return job
 
 
 def _cas(job: Job, from_states: set[str], **changes: Any) -> bool:
+    """Change ``job`` only if it is still in one of ``from_states`` (``jobs.rowlock``)."""
     changes.setdefault("updated_at", timezone.now())
-    for attempt in range(3):
-        try:
-            return Job.objects.filter(id=job.id, state__in=from_states).update(**changes) == 1
-        except OperationalError as exc:
-            # InnoDB may pick this one-row UPDATE as a deadlock victim against a
-            # worker's batch transaction (both touch the state index); it was
-            # rolled back whole, so trying again is safe.
-            in_transaction = transaction.get_connection().in_atomic_block
-            if exc.args[:1] != (1213,) or attempt == 2 or in_transaction:
-                raise
-    return False
+    return update_job(job.id, Q(state__in=from_states), **changes)
 
 
 def job_pause(*, job: Job, by: Any = None) -> Job:
-    """Ask a job to pause. A queued job pauses at once; a running one after its batch."""
+    """Ask a job to pause. A queued job pauses at once; a running one after its batch.
+
+    A job made of parts pauses every part and is paused once none runs
+    (``jobs.parts``); asked of a part, it pauses the whole job.
+    """
+    from jobs import parts
+
+    job = _pause_one(_whole(job))
+    if job.has_parts:
+        for part in parts.parts_of(job):
+            with contextlib.suppress(JobStateError):  # a part that has already ended
+                _pause_one(part)
+        parts.settle(job.id)
+        job.refresh_from_db()
+    log.info("job %s pause requested by %s: now %s", job.id, by, job.state)
+    audit.record(AuditAction.PAUSE, user=by, job_id=job.id, detail=f"now {job.state}")
+    return job
+
+
+def _whole(job: Job) -> Job:
+    """The job a person controls: a part (``jobs.parts``) stands for the job it belongs to."""
+    if job.parent_id is None:
+        return job
+    log.info("job %s is a part of job %s: that job is what changes", job.id, job.parent_id)
+    return Job.objects.get(id=job.parent_id)
+
+
+def _pause_one(job: Job) -> Job:
     for _ in range(5):
         if job.state in {State.PAUSING, State.PAUSED}:
             return job
@@ -145,13 +211,42 @@ def job_pause(*, job: Job, by: Any = None) -> Job:
             raise JobStateError(job, "pause")
         job.refresh_from_db()
     job.refresh_from_db()
-    log.info("job %s pause requested by %s: now %s", job.id, by, job.state)
-    audit.record(AuditAction.PAUSE, user=by, job_id=job.id, detail=f"now {job.state}")
     return job
 
 
 def job_resume(*, job: Job, by: Any = None) -> Job:
-    """Resume a paused job: it is queued again and any worker continues from its checkpoint."""
+    """Resume a paused job: it is queued again and any worker continues from its checkpoint.
+
+    A job made of parts (``jobs.parts``) is running again at once and resumes
+    every part; asked of a part, it resumes the whole job.
+    """
+    from jobs import parts
+
+    job = _whole(job)
+    job.refresh_from_db()
+    if not job.has_parts:
+        job = _resume_one(job)
+    else:
+        for _ in range(5):
+            if job.state == State.RUNNING:
+                break
+            if job.state in {State.PAUSING, State.PAUSED} and _cas(
+                job, {State.PAUSING, State.PAUSED}, state=State.RUNNING
+            ):
+                break
+            if job.state not in {State.PAUSING, State.PAUSED}:
+                raise JobStateError(job, "resume")
+            job.refresh_from_db()
+        for part in parts.parts_of(job):
+            with contextlib.suppress(JobStateError):  # a part that has already ended
+                _resume_one(part)
+        job.refresh_from_db()
+    log.info("job %s resume requested by %s: now %s", job.id, by, job.state)
+    audit.record(AuditAction.RESUME, user=by, job_id=job.id, detail=f"now {job.state}")
+    return job
+
+
+def _resume_one(job: Job) -> Job:
     for _ in range(5):
         if job.state in {State.QUEUED, State.RUNNING}:
             return job
@@ -167,8 +262,6 @@ def job_resume(*, job: Job, by: Any = None) -> Job:
             raise JobStateError(job, "resume")
         job.refresh_from_db()
     job.refresh_from_db()
-    log.info("job %s resume requested by %s: now %s", job.id, by, job.state)
-    audit.record(AuditAction.RESUME, user=by, job_id=job.id, detail=f"now {job.state}")
     return job
 
 
@@ -177,8 +270,33 @@ def job_stop(*, job: Job, by: Any = None) -> Job:
 
     A job that never started is stopped on the spot. A running job stops after
     its current batch and its worker undoes its writes; a paused (or re-queued)
-    job is handed to a worker just to undo them.
+    job is handed to a worker just to undo them. A job made of parts stops
+    every part and is undone once all have ended (``jobs.parts``); asked of a
+    part, it stops the whole job.
     """
+    from jobs import parts
+
+    job = _stop_one(_whole(job))
+    if job.has_parts:
+        stop_parts(job)
+        parts.settle(job.id)
+        job.refresh_from_db()
+    log.info("job %s stop requested by %s: now %s", job.id, by, job.state)
+    audit.record(AuditAction.STOP, user=by, job_id=job.id, detail=f"now {job.state}")
+    return job
+
+
+def stop_parts(job: Job) -> None:
+    """Ask every part of ``job`` that has not ended to stop (``jobs.parts``)."""
+    from jobs import parts
+
+    for part in parts.parts_of(job):
+        if part.state not in TERMINAL:
+            with contextlib.suppress(JobStateError):  # it ended meanwhile
+                _stop_one(part)
+
+
+def _stop_one(job: Job) -> Job:
     from jobs.kinds import get_kind
 
     for _ in range(5):
@@ -186,10 +304,15 @@ def job_stop(*, job: Job, by: Any = None) -> Job:
             return job
         if job.state == State.QUEUED and job.started_at is None:
             now = timezone.now()
-            if Job.objects.filter(id=job.id, state=State.QUEUED, started_at=None).update(
-                state=State.STOPPED, finished_at=now, updated_at=now
+            if update_job(
+                job.id,
+                Q(state=State.QUEUED, started_at=None),
+                state=State.STOPPED,
+                finished_at=now,
+                updated_at=now,
             ):
-                get_kind(job.kind).discard(job)
+                if job.parent_id is None:  # a part's files are its whole job's
+                    get_kind(job.kind).discard(job)
                 break
         elif job.state in {State.RUNNING, State.PAUSING}:
             if _cas(job, {State.RUNNING, State.PAUSING}, state=State.STOPPING):
@@ -210,8 +333,6 @@ def job_stop(*, job: Job, by: Any = None) -> Job:
             raise JobStateError(job, "stop")
         job.refresh_from_db()
     job.refresh_from_db()
-    log.info("job %s stop requested by %s: now %s", job.id, by, job.state)
-    audit.record(AuditAction.STOP, user=by, job_id=job.id, detail=f"now {job.state}")
     return job
 
 
@@ -231,8 +352,13 @@ def job_sweep() -> int:
     # reverse of a running batch (row, then index), and deadlock with it on MariaDB.
     stale = Job.objects.filter(state=State.PAUSING, lease_expires_at__lt=now)
     for job_id in list(stale.values_list("id", flat=True)[:500]):
-        stale.filter(id=job_id).update(
-            state=State.PAUSED, lease_token=None, lease_expires_at=None, updated_at=now
+        update_job(
+            job_id,
+            Q(state=State.PAUSING, lease_expires_at__lt=now),
+            state=State.PAUSED,
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=now,
         )
     requeue_queued = timedelta(seconds=settings.COLLECT_REQUEUE_QUEUED_SECONDS)
     orphans = Job.objects.filter(
@@ -252,6 +378,11 @@ def job_sweep() -> int:
         ):
             log.warning("job %s: worker gone or message lost; handing it to a worker", job_id)
             sent += enqueue_now(job_id)
+    # Jobs made of parts follow their parts; again here in case a worker died in between.
+    from jobs import parts
+
+    for parent_id in parts.parents_to_settle():
+        parts.settle(parent_id)
     return sent
 
 

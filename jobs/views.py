@@ -9,10 +9,8 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import (
-    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -21,6 +19,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
@@ -28,21 +27,22 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs import audit, services
+from jobs import audit, files, parts, services
 from jobs.kinds import kinds
 from jobs.models import ACTIVE, AuditAction, Job, State
 from jobs.retention import files_deleted_message
 from jobs.web import PageOrJsonView, from_script
 
 PER_PAGE = 20
-# What the person reads after pressing a button (the page then shows the new state).
+# What the person reads after pressing a button: an event with its time, which
+# stays true while the live part of the page moves on to the next state.
 DONE = {
-    State.PAUSING: "Pausing “{label}”: it stops after the batch it is writing.",
-    State.PAUSED: "Paused “{label}”.",
-    State.QUEUED: "Resumed “{label}”: it goes on where it stopped.",
-    State.RUNNING: "Resumed “{label}”.",
-    State.STOPPING: "Stopping “{label}”: what it wrote is being removed.",
-    State.STOPPED: "Stopped “{label}”; nothing it wrote is left.",
+    State.PAUSING: "At {time} you asked to pause “{label}”; it pauses after its current batch.",
+    State.PAUSED: "At {time} you paused “{label}”.",
+    State.QUEUED: "At {time} you resumed “{label}”; it goes on where it stopped.",
+    State.RUNNING: "At {time} you resumed “{label}”.",
+    State.STOPPING: "At {time} you asked to stop “{label}”; what it wrote is removed.",
+    State.STOPPED: "At {time} you stopped “{label}”; nothing it wrote is left.",
 }
 ACTIONS: dict[str, Callable[..., Job]] = {
     "pause": services.job_pause,
@@ -52,7 +52,8 @@ ACTIONS: dict[str, Callable[..., Job]] = {
 
 
 def _job_for(request: Any, task_id: Any) -> Job:
-    return get_object_or_404(services.jobs_visible_to(request.user), id=task_id)
+    job = get_object_or_404(services.jobs_visible_to(request.user), id=task_id)
+    return parts.add_up(job)  # a job made of parts shows their progress
 
 
 def _fragment(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -83,7 +84,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _list_context(request: HttpRequest) -> dict[str, Any]:
-    qs = services.jobs_visible_to(request.user).select_related("owner")
+    # Parts are shown on their job's page (jobs/parts.py), not as jobs of their own.
+    qs = services.jobs_visible_to(request.user).select_related("owner").filter(parent=None)
     states = [s.value for s in State]
     known_kinds = sorted(kinds())
     # Unknown filter values are ignored rather than showing an empty list.
@@ -102,7 +104,7 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
     )
     return {
         "page": page,
-        "jobs": page.object_list,
+        "jobs": [parts.add_up(job) for job in page.object_list],
         "states": states,
         "kinds": [(k, kinds()[k].verbose_name) for k in known_kinds],
         "state": state,
@@ -175,9 +177,13 @@ class JobActionView(PageOrJsonView):
         back = request.query_params.get("next", "")
         if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
             back = job.get_absolute_url()
-        return render(
-            request._request, "jobs/confirm.html", {"job": job, "action": action, "back": back}
-        )
+        context = {
+            "job": job,
+            "action": action,
+            "back": back,
+            "impossible": services.action_refusal(job=job, action=action),
+        }
+        return render(request._request, "jobs/confirm.html", context)
 
     def post(self, request: Request, task_id: Any, action: str) -> HttpResponse:
         if action not in ACTIONS:
@@ -195,8 +201,11 @@ class JobActionView(PageOrJsonView):
             return redirect(_next_url(request._request, job))
         if self.json(request):
             return Response({"task_id": str(job.id), "state": job.state})
-        done = DONE.get(State(job.state), "“{label}” is {state}.")
-        messages.success(request._request, done.format(label=job.label or job.id, state=job.state))
+        done = DONE.get(State(job.state), "At {time} “{label}” was {state}.")
+        at = timezone.localtime().strftime("%H:%M:%S")
+        messages.success(
+            request._request, done.format(time=at, label=job.label or job.id, state=job.state)
+        )
         return redirect(_next_url(request._request, job))
 
 
@@ -205,12 +214,9 @@ def _serve(request: HttpRequest, job: Job, name: str, filename: str) -> HttpResp
         return HttpResponse(files_deleted_message(job), status=410, content_type="text/plain")
     if not name:
         raise Http404("This job has no such file.")
-    try:
-        fh = default_storage.open(name, "rb")
-    except FileNotFoundError:
-        raise Http404("The file is gone.") from None
+    response = files.serve(name, filename)
     audit.record(AuditAction.DOWNLOAD, user=request.user, job_id=job.id, detail=filename)
-    return FileResponse(fh, as_attachment=True, filename=filename)
+    return response
 
 
 @login_required

@@ -69,9 +69,14 @@ def safe_text(value: str) -> str:
     return "'" + value if is_formula(value) else value
 
 
+# Only a cell starting with one of these can be a formula (``is_formula``): the others skip it.
+_FORMULA_START = frozenset("=@+-" + _LEADING_BLANKS)
+
+
 def excel_cell(value: str) -> str:
     """A text cell for the Excel CSV: neutralised, then quoted when it holds , ; " or a break."""
-    value = safe_text(value)
+    if value and value[0] in _FORMULA_START and is_formula(value):
+        value = "'" + value
     if _NEEDS_QUOTES.search(value):
         return '"' + value.replace('"', '""') + '"'
     return value

@@ -86,19 +86,13 @@ def exact(moment: dt.datetime | None) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S.%f} {offset[:3]}:{offset[3:]} ({local.tzname()})"
 
 
-class ExportForm(forms.Form):
-    """Fields ``email``, ``from``, ``to`` and ``format`` (``from`` is a keyword: ``__init__``)."""
+class RangeForm(forms.Form):
+    """The inclusive date range ``from``/``to`` that the export and ``/responses/`` filter by.
 
-    email = forms.EmailField(
-        max_length=254,
-        error_messages={"required": EMAIL_REQUIRED, "invalid": EMAIL_INVALID},
-    )
-    format = forms.ChoiceField(
-        choices=CHOICES,
-        required=False,
-        initial=DEFAULT,
-        error_messages={"invalid_choice": FORMAT_INVALID},
-    )
+    ``cleaned_data`` gains ``date_from`` and ``date_to`` (aware date-times or
+    None for no limit). ``from`` is a Python keyword, so the fields are added
+    in ``__init__``.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,8 +122,27 @@ class ExportForm(forms.Form):
                 "swap them or widen the range.",
             )
         data["date_from"], data["date_to"] = start, stop
-        data["format"] = data.get("format") or DEFAULT
         return data
 
     def error_dict(self) -> dict[str, list[str]]:
         return {field: [str(m) for m in messages] for field, messages in self.errors.items()}
+
+
+class ExportForm(RangeForm):
+    """Fields ``email``, ``from``, ``to`` and ``format``."""
+
+    email = forms.EmailField(
+        max_length=254,
+        error_messages={"required": EMAIL_REQUIRED, "invalid": EMAIL_INVALID},
+    )
+    format = forms.ChoiceField(
+        choices=CHOICES,
+        required=False,
+        initial=DEFAULT,
+        error_messages={"invalid_choice": FORMAT_INVALID},
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        data["format"] = data.get("format") or DEFAULT
+        return data

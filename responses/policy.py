@@ -46,6 +46,11 @@ NOT_ALLOWED = (
     "Ask an administrator to give your account (or one of its groups) the permission "
     "“Can export form responses” in the admin."
 )
+LIST_NOT_ALLOWED = (
+    "You may not see the form responses: they hold personal data, and listing them "
+    "needs the same right as exporting them. Ask an administrator to give your account "
+    "(or one of its groups) the permission “Can export form responses” in the admin."
+)
 NO_OWN_ADDRESS = (
     "Your account has no e-mail address, and exports are sent only to their requester. "
     "Ask an administrator to add your address to your account, then try again."

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from responses import views
+from responses import browse, views
 
 urlpatterns = [
     # The seed's URL: GET shows the prefilled form, POST starts the export.
@@ -16,5 +16,6 @@ urlpatterns = [
         views.SendAgainApiView.as_view(),
         name="api-responses-send-again",
     ),
+    path("responses/", browse.response_list, name="response-list"),
     path("api/exports/responses/", views.ExportApiView.as_view(), name="api-responses-export"),
 ]

@@ -6,8 +6,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 from drf_spectacular.openapi import AutoSchema
@@ -18,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.schemas.inspectors import ViewInspector
 
-from jobs import audit
+from jobs import audit, files
 from jobs.models import AuditAction, State
 from jobs.retention import files_deleted_message
 from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
@@ -215,11 +214,11 @@ def download(request: HttpRequest, token: str) -> HttpResponseBase:
     if job.state != State.SUCCEEDED or name != job.result_file:
         raise Http404("This export has no file to download (it was stopped or removed).")
     try:
-        fh = default_storage.open(name, "rb")
-    except FileNotFoundError:
+        response = files.serve(name, name.rsplit("/", 1)[-1])
+    except Http404:
         raise Http404("The export file is gone; start the export again.") from None
     audit.record(AuditAction.DOWNLOAD, user=request.user, job_id=job.id, detail="e-mailed link")
-    return FileResponse(fh, as_attachment=True, filename=name.rsplit("/", 1)[-1])
+    return response
 
 
 class SendAgainView(PageOrJsonView):

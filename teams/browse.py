@@ -15,11 +15,12 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
+from jobs.models import Job
 from jobs.services import jobs_visible_to
 from teams.models import Team
 
@@ -43,7 +44,12 @@ def _relative(url: str | None) -> str | None:
 @login_required
 @require_GET
 def team_list(request: HttpRequest) -> HttpResponse:
-    """Query parameters: ``q`` (part of the name), ``job`` (the import's task id), ``cursor``."""
+    """Query parameters: ``q`` (part of the name), ``job`` (the import's task id), ``cursor``.
+
+    ``job`` must be an import the user may see (their own, or any with
+    ``jobs.manage_all_jobs``): another's is a 404, as on every job page. The
+    Import column links only to such imports and names no one else's task id.
+    """
     q = request.GET.get("q", "").strip()[:200]
     raw_job = request.GET.get("job", "").strip()
     teams = Team.objects.only("id", "name", "manager", "members", "job_id")
@@ -55,14 +61,19 @@ def team_list(request: HttpRequest) -> HttpResponse:
         except ValueError:
             job_error = f"“{raw_job}” is not a task id; it looks like 8c1e…-… (36 characters)."
         else:
-            teams = teams.filter(job_id=job_id)
-            job = jobs_visible_to(request.user).filter(id=job_id).first()
+            job = get_object_or_404(jobs_visible_to(request.user), id=job_id)
+            # A job run in parts (jobs/parts.py): its parts wrote the rows.
+            parts = Job.objects.filter(parent_id=job_id).values_list("id", flat=True)
+            teams = teams.filter(job_id__in=[job_id, *parts])
     if q:
         teams = teams.filter(name__icontains=q)
     pages = TeamPages()
     rows: list[Team] = [] if job_error else (pages.paginate_queryset(teams, Request(request)) or [])
+    job_ids = {team.job_id for team in rows if team.job_id}
+    visible = set(jobs_visible_to(request.user).filter(id__in=job_ids).values_list("id", flat=True))
     context = {
         "teams": rows,
+        "visible_jobs": visible,
         "q": q,
         "job": job,
         "job_id": raw_job,

@@ -20,14 +20,17 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
+from jobs.formatting import plural
 from jobs.kinds import Batch, JobFailed, JobKind, RunContext
 from jobs.models import Job
-from teams import csvformat
+from jobs.parts import Part
+from teams import csvformat, loader, upsert
 from teams.csvformat import COLUMNS, FileProblem, Layout, Problem
 from teams.models import Team
 from teams.readers import Reader, open_reader
+from teams.upsert import CREATE, UPSERT
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +38,9 @@ FAIL, SKIP = "fail", "skip"
 SHOWN_PROBLEMS = 100
 
 
-def _columns() -> str:
-    return ", ".join(connection.ops.quote_name(c) for c in (*COLUMNS, "job_id"))
-
-
-def _insert_sql() -> str:
-    table = connection.ops.quote_name(Team._meta.db_table)
-    return f"INSERT INTO {table} ({_columns()}) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608
-
-
-def _copy_sql() -> str:
-    return f"COPY {connection.ops.quote_name(Team._meta.db_table)} ({_columns()}) FROM STDIN"
-
-
 UNDO_CHUNK = 5000
+UNDO_CHUNK_MAX = 200_000
+UNDO_CHUNK_SECONDS = 1.0
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -66,8 +58,10 @@ class _ErrorReport:
         self.count = 0
         self.first: list[dict[str, Any]] = []
         self._tmp = tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115
-        self._text = io.TextIOWrapper(self._tmp, encoding="utf-8", newline="")
-        self._writer = csv.writer(self._text)
+        # As the export's "CSV for Excel" (responses/writers/csv.py): a UTF-8 byte order
+        # mark, without which Excel reads the file as the local legacy encoding, and CRLF.
+        self._text = io.TextIOWrapper(self._tmp, encoding="utf-8-sig", newline="")
+        self._writer = csv.writer(self._text, lineterminator="\r\n")
         self._writer.writerow(["row", "column", "value", "message"])
 
     def add(self, problem: Problem) -> None:
@@ -96,6 +90,9 @@ class TeamImport(JobKind):
     name = "import_teams"
     verbose_name = "Import teams"
     kept_file = "uploaded file"
+    # Rows left out of an upsert (keys twice, or shared): the batches' business, not the API's.
+    internal_params = frozenset({"excluded_rows"})
+    detail_template = "teams/_import_result.html"  # includes teams/_added.html
 
     def kept_bytes(self, job: Job) -> int:
         return int(job.param("size") or 0)
@@ -127,7 +124,11 @@ class TeamImport(JobKind):
         as the first run decided: same encoding, delimiter, sheet.
         """
         if "reader" not in ctx.state:
-            options = {"encoding": ctx.job.param("encoding"), "sheet": ctx.job.param("sheet")}
+            options = {
+                "encoding": ctx.job.param("encoding"),
+                "sheet": ctx.job.param("sheet"),
+                "filename": ctx.job.param("filename"),  # only to word messages
+            }
             reader = open_reader(self._file(ctx), options=options, known=known)
             try:
                 ctx.state["layout"] = csvformat.read_header(reader)
@@ -146,17 +147,44 @@ class TeamImport(JobKind):
         reader, layout = self._open(ctx)
         report = _ErrorReport()
         good = rows = 0
+        keys = upsert.KeyCheck(ctx.job.param("key"), layout) if _keyed(ctx.job) else None
+        size, unit = reader.extent()
+        # Plans batches of checked bytes for the database's own loader (teams.loader).
+        planner = None
+        splits = _splits(ctx.job)
+        planned = splits is None and not keys and not ctx.job.param("dry_run")
+        if planned and connection.vendor != "sqlite":
+            planner = loader.Planner.for_file(reader, layout, _batch_size(ctx))
+        record = None
         try:
             for n, record in enumerate(reader.records(layout.start, layout.row)):
                 if n % 2000 == 0:
+                    ctx.checked(done=min(record.end, size), total=size, unit=unit)
                     ctx.heartbeat()
                 values, problems = csvformat.check(record, layout)
+                if planner is not None:
+                    planner.add(record, values, problems)
                 if not values and not problems:
                     continue  # a blank row is not a team
                 rows += 1
                 for problem in problems:
                     report.add(problem)
-                good += values is not None
+                if values is not None:
+                    good += 1
+                    if splits is not None:
+                        splits.add(record.end, record.row, good)
+                if keys is not None and values:
+                    keys.add(record.row, values)
+            if keys is not None:
+                # Keys twice in the file or shared by several teams: before anything is written.
+                excluded: set[int] = set()
+                for problem in keys.problems():
+                    report.add(problem)
+                    excluded.add(problem.row)
+                good -= len(excluded)
+                # Batches leave these rows out (with on_error=skip; else the job fails below).
+                if excluded:
+                    _save_params(ctx, excluded_rows=sorted(excluded))
         except BaseException:
             report.close()
             raise
@@ -183,8 +211,35 @@ class TeamImport(JobKind):
             Job.objects.filter(id=ctx.job.id).update(
                 problems=report.first, problem_count=report.count, error_report_file=report_name
             )
+        if planner is not None:
+            ctx.state["plan"] = plan = planner.spans(record)
+            log.info(
+                "job %s: %d batches planned for the database's bulk loader", ctx.job.id, len(plan)
+            )
         log.info("job %s: %d rows, %d to import, %d bad", ctx.job.id, rows, good, bad_rows)
+        if splits is not None:
+            ctx.state["splits"] = splits
         return good
+
+    def split(self, ctx: RunContext, parts: int) -> list[Part] | None:
+        """Ranges of about equal numbers of teams, cut at record boundaries seen by ``prepare``.
+
+        A range's checkpoint is the first checkpoint's shape plus ``end``: the
+        position (byte offset or row index) where ``next_batch`` stops.
+        """
+        splits: _Splits | None = ctx.state.get("splits")
+        if splits is None:
+            return None
+        first = self.initial_checkpoint(ctx)
+        pieces: list[Part] = []
+        start, before = (first["position"], first["row"]), 0
+        for end, row, good in splits.cuts(parts):
+            checkpoint = {**first, "position": start[0], "row": start[1], "end": end}
+            pieces.append(Part(checkpoint=checkpoint, total=good - before))
+            start, before = (end, row), good
+        last = {**first, "position": start[0], "row": start[1]}
+        pieces.append(Part(checkpoint=last, total=splits.good - before))
+        return pieces
 
     def initial_checkpoint(self, ctx: RunContext) -> dict[str, Any]:
         reader, layout = self._open(ctx)
@@ -198,18 +253,41 @@ class TeamImport(JobKind):
 
     def next_batch(self, ctx: RunContext, checkpoint: dict[str, Any]) -> Batch | None:
         reader, layout = self._open(ctx, checkpoint["read"])
-        size = int(ctx.job.param("batch_size") or settings.COLLECT_IMPORT_BATCH_SIZE)
+        size = _batch_size(ctx)
         if checkpoint["position"] != layout.start and settings.COLLECT_IMPORT_THROTTLE_SECONDS:
             time.sleep(settings.COLLECT_IMPORT_THROTTLE_SECONDS)
+        span = ctx.state.get("plan", {}).get(checkpoint["position"])
+        if span is not None:
+            # Planned by prepare: the same batch as below, its bytes left unparsed.
+            ctx.state["checkpoint"] = checkpoint = {
+                **checkpoint,
+                "position": span.end,
+                "row": span.row,
+                "skipped": checkpoint["skipped"] + span.skipped,
+                "empty": checkpoint["empty"] + span.empty,
+            }
+            return Batch(count=span.count, checkpoint=checkpoint, payload=span)
         teams: list[tuple[str, ...]] = []
         position, row = checkpoint["position"], checkpoint["row"]
         skipped, empty = checkpoint["skipped"], checkpoint["empty"]
         check = csvformat.check
+        keyed = _keyed(ctx.job)
+        rows: list[int] = []  # row numbers, for an upsert's and a dry run's account of changes
+        numbered = keyed or bool(ctx.job.param("dry_run"))
+        excluded = frozenset(ctx.job.param("excluded_rows") or ()) if keyed else frozenset()
+        end = checkpoint.get("end")  # a part of the file (jobs.parts): up to there
         for record in reader.records(position, row):
+            if end is not None and position >= end:
+                break
             position, row = record.end, record.row
             values, problems = check(record, layout)
             if values:
+                if keyed and row in excluded:
+                    skipped += 1  # a key twice in the file or shared by teams, on_error=skip
+                    continue
                 teams.append(values)
+                if numbered:
+                    rows.append(row)
             elif problems:
                 skipped += 1  # prepare checked on_error: bad rows here are to be skipped
             else:
@@ -222,33 +300,91 @@ class TeamImport(JobKind):
             "skipped": skipped,
             "empty": empty,
             "read": checkpoint["read"],
+            **{k: checkpoint[k] for k in (*upsert.CARRIED, "end") if k in checkpoint},
         }
         if not teams:
             return None
+        if numbered:
+            # The counts this batch starts from: a batch written again counts from here again.
+            base = {k: checkpoint[k] for k in upsert.CARRIED if k in checkpoint}
+            return Batch(count=len(teams), checkpoint=checkpoint, payload=(teams, rows, base))
         return Batch(count=len(teams), checkpoint=checkpoint, payload=teams)
 
     def write_batch(self, ctx: RunContext, batch: Batch) -> None:
-        # One parametrised INSERT run with executemany: measured at 130-150k rows/s
-        # on SQLite against ~20k for bulk_create, whose per-object model work was
-        # the import's bottleneck. The values were validated in prepare.
-        job_id = Team._meta.get_field("job").get_db_prep_value(ctx.job.id, connection)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # PostgreSQL's own bulk loader; executemany is slower there. ``copy``
-                # is psycopg's own (Django does not wrap it): the wrapper turns a lost
-                # connection into Django's OperationalError, which the engine retries.
-                with connection.wrap_database_errors, cursor.copy(_copy_sql()) as copy:
-                    for row in batch.payload:
-                        copy.write_row((*row, job_id))
+        if isinstance(batch.payload, tuple):  # an upsert, or a dry run of either mode
+            teams, rows, base = batch.payload
+            if _keyed(ctx.job):
+                counts = upsert.write_batch(
+                    job=ctx.job, key=ctx.job.param("key"), rows=rows, teams=teams, base=base,
+                    dry_run=bool(ctx.job.param("dry_run")),
+                )  # fmt: skip
             else:
-                cursor.executemany(_insert_sql(), [(*row, job_id) for row in batch.payload])
+                counts = upsert.count_creates(rows=rows, teams=teams, base=base)
+            batch.checkpoint.update(counts)
+            return
+        job_id = Team._meta.get_field("job").get_db_prep_value(ctx.job.id, connection)
+        if isinstance(batch.payload, loader.Span):
+            span, (reader, layout) = batch.payload, self._open(ctx)
+            if not ctx.state.get("loader_refused"):
+                data = loader.stream(self._file(ctx), reader, layout, span)
+                try:
+                    with transaction.atomic():  # a savepoint: a refused load leaves nothing
+                        loader.load(
+                            data, delimiter=reader.decided()["delimiter"], job_id=job_id,
+                            expected=span.count,
+                        )  # fmt: skip
+                    return
+                except (loader.NotLoaded, DatabaseError) as refused:
+                    # E.g. local_infile off on the server. Written row by row below; a
+                    # lost connection fails there again and the engine retries the batch.
+                    log.warning("job %s: bulk loader refused a batch (%s)", ctx.job.id, refused)
+                    ctx.state["loader_refused"] = True
+            teams = list(loader.values_between(reader, layout, span.start, span.end))
+        else:
+            teams = batch.payload
+        self._insert(teams, job_id)
+
+    def _insert(self, teams: list[tuple[str, ...]], job_id: Any) -> None:
+        # The values were validated in prepare.
+        rows = ((*row, job_id) for row in teams)
+        loader.insert_rows(Team._meta.db_table, (*COLUMNS, "job_id"), rows)
 
     def undo_chunk(self, ctx: RunContext) -> int:
-        ids = list(Team.objects.filter(job_id=ctx.job.id).values_list("id", flat=True)[:UNDO_CHUNK])
-        if not ids:
-            return 0
-        Team.objects.filter(id__in=ids).delete()
-        return len(ids)
+        if _keyed(ctx.job):
+            # Updated teams first, back to their previous values; then the created ones.
+            restored = upsert.undo_chunk(job=ctx.job, limit=UNDO_CHUNK)
+            if restored:
+                return restored
+        limit = int(ctx.state.get("undo_chunk", UNDO_CHUNK))
+        started = time.monotonic()
+        deleted = loader.delete_created(job_id=ctx.job.id, limit=limit)
+        took = time.monotonic() - started
+        if deleted == limit and took > 0:
+            # Chunks of about UNDO_CHUNK_SECONDS: few statements and commits, and the
+            # engine renews the lease after each, far within COLLECT_JOB_LEASE_SECONDS.
+            grown = int(limit * UNDO_CHUNK_SECONDS / took)
+            ctx.state["undo_chunk"] = max(UNDO_CHUNK, min(grown, UNDO_CHUNK_MAX, 4 * limit))
+        if _keyed(ctx.job):
+            # Also when nothing was deleted: the account exists once the undo is done.
+            upsert.count_deleted(job=ctx.job, deleted=deleted)
+        return deleted
+
+    def undone(self, job: Job) -> str:
+        undo = (job.result or {}).get("undo") if _keyed(job) else None
+        if undo is None:
+            return ""  # a create import: the engine's "N rows were written and removed"
+        deleted, restored, left = (int(undo.get(k, 0)) for k in ("deleted", "restored", "left"))
+        if not (deleted or restored or left):
+            return "no team had been created or changed yet"
+        said = f"{plural(deleted, 'team')} created and removed, "
+        their = "its" if restored == 1 else "their"
+        said += f"{plural(restored, 'updated team')} put back to {their} previous values"
+        if left:
+            said += (
+                f", {plural(left, 'team')} changed by someone else since left as "
+                f"{'it is' if left == 1 else 'they are'}"
+            )
+        return said
 
     def discard(self, job: Job) -> None:
         name = job.param("file")
@@ -260,11 +396,70 @@ class TeamImport(JobKind):
         checkpoint = ctx.state.get("checkpoint") or {}
         # The upload is kept: if this worker died before marking the job done, the
         # next one must still be able to read the file from the checkpoint.
-        imported = Team.objects.filter(job_id=ctx.job.id).count()
-        result = {"imported": imported, "skipped": int(checkpoint.get("skipped", 0))}
+        skipped = int(checkpoint.get("skipped", 0))
+        if _keyed(ctx.job) or ctx.job.param("dry_run"):
+            result = upsert.result(job=ctx.job, checkpoint=checkpoint, skipped=skipped)
+        else:
+            created = Team.objects.filter(job_id=ctx.job.id).count()
+            result = {"imported": created, **upsert.counts(created=created), "skipped": skipped}
         if checkpoint.get("empty"):
             result["empty_rows"] = int(checkpoint["empty"])
         return result
+
+
+class _Splits:
+    """Where parts of the file may start: ``(position after a team's record, its row, teams
+    so far)``, kept every ``step`` teams (doubled whenever more than ``MARKS`` are kept)."""
+
+    MARKS = 4096
+
+    def __init__(self, step: int) -> None:
+        self.step = max(1, step)
+        self.marks: list[tuple[int, int, int]] = []
+        self.good = 0
+
+    def add(self, end: int, row: int, good: int) -> None:
+        self.good = good
+        if good % self.step == 0:
+            self.marks.append((end, row, good))
+            if len(self.marks) > self.MARKS:
+                self.step *= 2
+                self.marks = [m for m in self.marks if m[2] % self.step == 0]
+
+    def cuts(self, parts: int) -> list[tuple[int, int, int]]:
+        """At most ``parts - 1`` marks that cut the teams into about equal parts."""
+        cuts: list[tuple[int, int, int]] = []
+        marks = iter(m for m in self.marks if m[2] < self.good)
+        for i in range(1, parts):
+            target = self.good * i / parts
+            for mark in marks:
+                if mark[2] >= target:
+                    cuts.append(mark)
+                    break
+        return cuts
+
+
+def _splits(job: Job) -> _Splits | None:
+    """Marks for ``TeamImport.split`` when the job runs in parts: a create import, not a dry run."""
+    if int(job.param("parallelism") or 1) < 2 or job.parent_id is not None:
+        return None
+    if _keyed(job) or job.param("dry_run"):
+        return None
+    return _Splits(min(int(job.param("batch_size") or settings.COLLECT_IMPORT_BATCH_SIZE), 1000))
+
+
+def _batch_size(ctx: RunContext) -> int:
+    return int(ctx.job.param("batch_size") or settings.COLLECT_IMPORT_BATCH_SIZE)
+
+
+def _keyed(job: Job) -> bool:
+    return job.param("mode", CREATE) == UPSERT
+
+
+def _save_params(ctx: RunContext, **changes: Any) -> None:
+    params = {**ctx.job.params, **changes}
+    Job.objects.filter(id=ctx.job.id).update(params=params)
+    ctx.job.params = params
 
 
 __all__ = ["COLUMNS", "TeamImport"]

@@ -10,9 +10,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.views.decorators.http import require_GET
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -24,11 +26,22 @@ from rest_framework.views import APIView
 from collect.tokens import TokenAuthentication
 from jobs.retention import QuotaExceeded
 from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
+from jobs.services import jobs_visible_to
 from jobs.web import PageOrJsonView
 from teams.csvformat import COLUMNS, HEADER
 from teams.models import MANAGER_MAX, NAME_MAX
-from teams.services import ON_ERROR_CHOICES, ImportRequestError, teams_import_start
+from teams.services import (
+    ON_ERROR_CHOICES,
+    ApplyRefused,
+    ImportRequestError,
+    UpsertNotAllowed,
+    may_upsert,
+    parse_flag,
+    teams_import_apply,
+    teams_import_start,
+)
 from teams.uploads import UploadTooLarge, guard_upload
+from teams.upsert import KEYS, MODES
 
 NO_FILE = 'No file was uploaded. Send the CSV file in the multipart form field "file".'
 SAMPLE_ROWS = [
@@ -71,16 +84,48 @@ class ImportRequestSerializer(serializers.Serializer):
         allow_blank=True,
         help_text="Workbooks only: the name of the sheet to import. Empty: the first sheet.",
     )
+    mode = serializers.ChoiceField(
+        choices=MODES,
+        default="create",
+        help_text=(
+            "create: every row is a new team. upsert: a row whose key matches a team updates "
+            "it (unchanged rows are not written), a new key creates a team."
+        ),
+    )
+    key = serializers.ChoiceField(
+        choices=KEYS,
+        required=False,
+        help_text="upsert only: the column that finds a row's team. Default: name.",
+    )
+    dry_run = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "true: check and match every row, write nothing; the job's result holds the counts "
+            "and the first 100 changes."
+        ),
+    )
+    parallelism = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=64,
+        help_text=(
+            "create only: how many parts the import runs as, on different workers at once. "
+            "Default: the server's COLLECT_IMPORT_PARALLELISM (1 unless set)."
+        ),
+    )
 
 
-def _context(**extra: Any) -> dict[str, Any]:
+def _context(user: Any, **extra: Any) -> dict[str, Any]:
     return {
+        "may_upsert": may_upsert(user),
         "columns": COLUMNS,
         "header": HEADER,
         "name_max": NAME_MAX,
         "manager_max": MANAGER_MAX,
         "limit": filesizeformat(settings.COLLECT_UPLOAD_MAX_BYTES),
         "field_max": filesizeformat(settings.COLLECT_IMPORT_MAX_FIELD_BYTES),
+        "keys": KEYS,
+        "parallelism": settings.COLLECT_IMPORT_PARALLELISM,
         **extra,
     }
 
@@ -113,6 +158,10 @@ class _StartImport:
             on_error=on_error,
             encoding=str(request.data.get("encoding") or ""),
             sheet=str(request.data.get("sheet") or ""),
+            mode=str(request.data.get("mode") or "create"),
+            key=str(request.data.get("key") or ""),
+            dry_run=parse_flag(request.data.get("dry_run"), name="dry_run"),
+            parallelism=request.data.get("parallelism") or None,
         )
 
 
@@ -124,23 +173,31 @@ class ImportTeamsView(_StartImport, PageOrJsonView):
     schema = None  # a page: the API has POST /api/imports/teams/
 
     def get(self, request: Request) -> HttpResponse:
-        return render(request._request, "teams/import.html", _context())
+        return render(request._request, "teams/import.html", _context(request.user))
 
     def post(self, request: Request) -> HttpResponseBase:
         job = self.start(request)
         if self.json(request):
             return Response(accepted(job, request), status=status.HTTP_202_ACCEPTED)
-        messages.success(request._request, f"Import started. Task id: {job.id}")
+        at = timezone.localtime().strftime("%H:%M:%S")
+        messages.success(request._request, f"At {at} you started this import (task id {job.id}).")
         return redirect(job.get_absolute_url())
 
     def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
-        if isinstance(exc, UploadTooLarge | ImportRequestError | QuotaExceeded):
-            code = 400 if isinstance(exc, ImportRequestError) else 413
+        if isinstance(exc, UploadTooLarge | ImportRequestError | QuotaExceeded | UpsertNotAllowed):
+            code = (
+                400 if isinstance(exc, ImportRequestError)
+                else 403 if isinstance(exc, UpsertNotAllowed)
+                else 413
+            )  # fmt: skip
             message = str(exc.detail if isinstance(exc, UploadTooLarge) else exc)
             if _headers_want_json(self.request):
                 return Response({"detail": message}, status=code)
             return render(
-                self.request._request, "teams/import.html", _context(error=message), status=code
+                self.request._request,
+                "teams/import.html",
+                _context(self.request.user, error=message),
+                status=code,
             )
         return super().handle_exception(exc)
 
@@ -156,6 +213,9 @@ class ImportTeamsApi(_StartImport, APIView):
         responses={
             202: AcceptedSerializer,
             400: inline_serializer("ImportError", {"detail": serializers.CharField()}),
+            403: OpenApiResponse(
+                description="mode upsert without the permission teams.change_team."
+            ),
             413: inline_serializer("UploadTooLarge", {"detail": serializers.CharField()}),
             415: OpenApiResponse(description="The body is not multipart form data."),
             429: RateLimitedSerializer,
@@ -167,11 +227,79 @@ class ImportTeamsApi(_StartImport, APIView):
             job = self.start(request)
         except ImportRequestError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        except UpsertNotAllowed as error:
+            return Response({"detail": str(error)}, status=status.HTTP_403_FORBIDDEN)
         except QuotaExceeded as error:
             return Response(
                 {"detail": error.message}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
             )
         return Response(accepted(job, request), status=status.HTTP_202_ACCEPTED)
+
+
+class ApplyDryRunView(PageOrJsonView):
+    """``POST``: import a finished dry run for real (its page's "Import these changes").
+
+    A browser goes to the new job's page; a JSON client gets 202 with the new
+    job. Another user's job is a 404; a job that is not a finished dry run, or
+    whose file is gone, is a 409 with ``detail``.
+    """
+
+    authentication_classes = AUTHENTICATION
+    schema: AutoSchema | None = None
+    http_method_names = ["post", "options"]
+
+    def post(self, request: Request, task_id: str) -> HttpResponseBase:
+        job = get_object_or_404(jobs_visible_to(request.user), id=task_id)
+        try:
+            new = teams_import_apply(job=job, by=request.user)
+        except UpsertNotAllowed as refused:
+            if self.json(request):
+                return Response({"detail": str(refused)}, status=status.HTTP_403_FORBIDDEN)
+            return render(request._request, "403.html", {"exception": str(refused)}, status=403)
+        except (ApplyRefused, QuotaExceeded) as refused:
+            message = refused.message if isinstance(refused, QuotaExceeded) else str(refused)
+            code = 413 if isinstance(refused, QuotaExceeded) else 409
+            if self.json(request):
+                answer = {"detail": message, "state": job.state}
+                if isinstance(refused, ApplyRefused) and refused.applied_as:
+                    answer["applied_as"] = refused.applied_as
+                return Response(answer, status=code)
+            messages.error(request._request, message)
+            return redirect(job.get_absolute_url())
+        if self.json(request):
+            return Response(accepted(new, request), status=status.HTTP_202_ACCEPTED)
+        at = timezone.localtime().strftime("%H:%M:%S")
+        messages.success(
+            request._request,
+            f"At {at} you started this import from the dry run's file (task id {new.id}).",
+        )
+        return redirect(new.get_absolute_url())
+
+
+class ApplyDryRunApi(ApplyDryRunView):
+    """``POST /api/imports/teams/<task_id>/apply/``: import a finished dry run for real."""
+
+    schema = AutoSchema()
+
+    def json(self, request: Request) -> bool:
+        return True
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: AcceptedSerializer,
+            404: OpenApiResponse(description="No such job of yours."),
+            403: OpenApiResponse(description="An upsert without the permission teams.change_team."),
+            409: OpenApiResponse(
+                description="Not a finished dry run, nothing to change, already imported "
+                "(applied_as: that import's task id), or its file is gone."
+            ),
+            413: OpenApiResponse(description="The copy of the file would pass your quota."),
+        },
+        summary="Import a finished dry run for real, from the same file",
+    )
+    def post(self, request: Request, task_id: str) -> HttpResponseBase:
+        return super().post(request, task_id)
 
 
 @login_required

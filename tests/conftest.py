@@ -121,9 +121,9 @@ def grant(user: User, *perms: str) -> User:
 
 @pytest.fixture
 def user(db: None) -> User:
-    """Alice, an analyst: she may export form responses (personal data)."""
+    """Alice, an analyst: she may export form responses (personal data) and update teams."""
     alice = User.objects.create_user("alice", "alice@example.com", "alice-password")
-    return grant(alice, "responses.export_responses")
+    return grant(alice, "responses.export_responses", "teams.change_team")
 
 
 @pytest.fixture

@@ -108,6 +108,30 @@ def small_tmpfs(path: Path, *, size: str = "256k", read_only: bool = False) -> I
             time.sleep(0.1)
 
 
+def another_session_waits_on_a_lock(statement_like: str) -> bool:
+    """Whether another session of this database is waiting on a lock now.
+
+    PostgreSQL says so in ``pg_stat_activity``. On MariaDB a row-lock wait by
+    primary key shows in the processlist (state "Statistics"), not always in
+    INNODB_TRX: a statement matching ``statement_like`` (a LIKE pattern) that has
+    been running for a while is that session waiting.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        else:
+            cursor.execute(
+                "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+                "AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND TIME_MS > 200 "
+                "AND INFO LIKE %s",
+                [statement_like],
+            )
+        return bool(cursor.fetchone()[0])
+
+
 def freeze(worker: Worker) -> None:
     """SIGSTOP the worker and its pool: alive, holding its connections, doing nothing."""
     assert worker.proc is not None

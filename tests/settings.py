@@ -10,8 +10,12 @@ from pathlib import Path
 _root = Path(__file__).resolve().parent.parent
 os.environ.setdefault("COLLECT_DATA_DIR", str(_root / "var" / "test"))
 os.environ.setdefault("COLLECT_QUEUE", "collect-test")
-os.environ.setdefault("COLLECT_JOB_LEASE_SECONDS", "3")
+# Short, so that takeover tests run fast; long enough that a batch on a busy CI
+# machine (three suites at once on two cores) does not outlast it.
+os.environ.setdefault("COLLECT_JOB_LEASE_SECONDS", "5")
 os.environ.setdefault("COLLECT_SWEEP_SECONDS", "0.5")
+# A frozen worker's transaction ends soon enough for its takeover to be tested.
+os.environ.setdefault("COLLECT_DB_IDLE_IN_TRANSACTION_SECONDS", "20")
 os.environ.setdefault("COLLECT_REQUEUE_QUEUED_SECONDS", "5")
 os.environ.setdefault("COLLECT_BROKER_POLL_SECONDS", "0.05")
 os.environ.setdefault("COLLECT_JOBS_PER_MINUTE", "1000")

@@ -205,7 +205,6 @@ def test_a_daily_cap_per_recipient_answers_429_with_when(user, manager_user, set
     assert any("has already been sent 2 exports" in d for d in refusals())
 
 
-@pytest.mark.servers
 def test_a_permitted_export_reaches_the_own_address_and_nothing_else(  # type: ignore[no-untyped-def]
     make_worker, smtp, inbox, user, settings
 ):

@@ -116,7 +116,7 @@ def test_control_over_the_api_answers_409_when_impossible(api, job):  # type: ig
     response = api.post(f"/api/tasks/{job.id}/stop/")
     assert response.status_code == 409
     assert response.json() == {
-        "detail": "Cannot stop a job that is succeeded.",
+        "detail": "This job has already succeeded; there is nothing to stop.",
         "state": "succeeded",
     }
 
@@ -186,3 +186,43 @@ def test_the_api_root_lists_the_endpoints(api) -> None:  # type: ignore[no-untyp
         "docs": "http://testserver/api/docs/",
     }
     assert APIClient().get("/api/").status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_jobs_list_renders_what_drfs_own_loop_renders(user, job):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from rest_framework import serializers
+
+    from jobs.serializers import JobSerializer
+
+    class Generic(JobSerializer):
+        to_representation = serializers.Serializer.to_representation
+
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    Job.objects.create(  # every kind of value: None, text, numbers, JSON, dates, files
+        kind="count", owner=user, state=State.FAILED, params={"n": 1, "x": [None, "é"]},
+        processed=3, total=7, rate=0.5, started_at=when, finished_at=when, error="Boom, \"x\"",
+        problems=[{"row": 2}], problem_count=1, result={"bytes": 10},
+        result_file="exports/x.csv", error_report_file="reports/x.csv", files_deleted_at=when,
+    )  # fmt: skip
+    Job.objects.create(kind="count", owner=user, result_file="exports/y.csv", total=None)
+    jobs = list(Job.objects.select_related("owner"))
+    context = {"request": APIClient().get("/").wsgi_request}
+    assert JobSerializer(jobs, many=True, context=context).data == (
+        Generic(jobs, many=True, context=context).data
+    )
+    assert len(jobs) == 3
+
+
+@pytest.mark.django_db
+def test_a_token_is_looked_up_once_per_request(user, job):  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = token_client(user)
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/api/tasks/").status_code == 200
+    lookups = [q for q in queries.captured_queries if "knox_authtoken" in q["sql"]]
+    # knox reads the token, then the user's tokens to drop expired ones: two, not four.
+    assert len(lookups) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ from django.core.management import CommandError, call_command
 from rich.console import Console
 
 from jobs.cli import follow
+from jobs.management.commands.jobs import COLUMNS, fit
 from jobs.models import Job, State
 from jobs.services import job_create
 
@@ -42,12 +44,37 @@ def two_jobs(user, settings):  # type: ignore[no-untyped-def]
 
 
 def test_jobs_lists_jobs_newest_first_as_a_table(two_jobs) -> None:  # type: ignore[no-untyped-def]
+    # Not a terminal: 100 columns, so the least needed columns are left out.
     assert run("jobs").splitlines() == [
-        "task id                               kind              what            owner  state      progress               rate     time            created",  # noqa: E501
-        "─" * 157,
-        "11111111-1111-4111-8111-111111111111  import_teams      teams.csv       alice  running    12,345/50,000 (24.7%)  2,000/s  19 s left       2030-01-02 09:30:00",  # noqa: E501
-        "22222222-2222-4222-8222-222222222222  export_responses  Responses 2030  alice  succeeded  7/7 (100.0%)           4/s      took 2 min 5 s  2030-01-01 08:00:00",  # noqa: E501
+        "task id                               what            state      progress",
+        "─" * 86,
+        "11111111-1111-4111-8111-111111111111  teams.csv       running    12,345/50,000 (24.7%)",
+        "22222222-2222-4222-8222-222222222222  Responses 2030  succeeded  7/7 (100.0%)",
     ]  # fmt: skip
+
+
+def test_jobs_shows_every_column_where_they_fit() -> None:
+    row = {
+        "task id": str(EXPORT_ID), "kind": "export_responses", "what": "Responses 2030",
+        "owner": "alice", "state": "succeeded", "progress": "7/7 (100.0%)", "rate": "4/s",
+        "time": "took 2 min 5 s", "created": "2030-01-01 08:00",
+    }  # fmt: skip
+    assert fit([row], 160) == (list(COLUMNS), 14)
+    assert fit([row], 100) == (["task id", "what", "state", "progress", "time"], 14)
+    assert fit([row], 80) == (["task id", "what", "state", "progress"], 14)
+    assert fit([row], 60) == (["task id", "what", "state", "progress"], 12)  # "Responses 2…"
+
+
+def test_jobs_cuts_a_long_label_to_fit_100_columns(user, two_jobs) -> None:  # type: ignore[no-untyped-def]
+    label = "teams of the spring 2030 campaign, every region, second and final version.csv"
+    Job.objects.filter(id=IMPORT_ID).update(label=label)
+    lines = run("jobs").splitlines()
+    assert max(len(line) for line in lines) == 100
+    assert lines[2] == (
+        "11111111-1111-4111-8111-111111111111  teams of the spring 2030 ca…  running    "
+        "12,345/50,000 (24.7%)"
+    )
+    assert json.loads(run("jobs", "--json"))[0]["task_id"] == str(IMPORT_ID)  # in full there
 
 
 def test_jobs_filters_by_state_kind_and_user(two_jobs, other_user) -> None:  # type: ignore[no-untyped-def]
@@ -56,6 +83,10 @@ def test_jobs_filters_by_state_kind_and_user(two_jobs, other_user) -> None:  # t
     assert str(IMPORT_ID) not in run("jobs", "--kind", "export_responses")
     assert run("jobs", "--user", other_user.username) == "No jobs.\n"
     assert run("jobs", "--limit", "1").count("-1111-") == 1
+    with pytest.raises(CommandError) as unknown:
+        run("jobs", "--user", "nobody")
+    # Exit status 2 (a wrong argument), not 0 with an empty list that looks like "no jobs".
+    assert (str(unknown.value), unknown.value.returncode) == ("No user named 'nobody'.", 2)
 
 
 def test_pause_resume_and_stop_say_the_new_state(user) -> None:  # type: ignore[no-untyped-def]
@@ -71,7 +102,8 @@ def test_pause_resume_and_stop_say_the_new_state(user) -> None:  # type: ignore[
 @pytest.mark.parametrize("command", ["pause", "resume", "stop"])
 def test_commands_explain_what_is_wrong(user, command) -> None:  # type: ignore[no-untyped-def]
     job = Job.objects.create(kind="count", owner=user, state=State.SUCCEEDED)
-    with pytest.raises(CommandError, match=rf"^Cannot {command} a job that is succeeded\.$"):
+    why = rf"^This job has already succeeded; there is nothing to {command}\.$"
+    with pytest.raises(CommandError, match=why):
         run(command, str(job.id))
     with pytest.raises(CommandError, match=r"^No job with task id 'nope'\.$"):
         run(command, "nope")
@@ -91,3 +123,13 @@ def test_follow_shows_a_bar_with_rate_and_time_until_the_end(worker, user) -> No
     assert f" {round(done.rate)} rows/s " in last
     assert last.endswith(f"took {'1 s' if done.run_seconds < 1.5 else '2 s'}")
     assert timedelta(seconds=done.run_seconds) < timedelta(seconds=10)
+
+
+def test_jobs_json_lists_what_scripts_need(two_jobs) -> None:  # type: ignore[no-untyped-def]
+    listed = json.loads(run("jobs", "--json"))
+    assert [job["task_id"] for job in listed] == [str(IMPORT_ID), str(EXPORT_ID)]
+    assert listed[0] == {
+        "task_id": str(IMPORT_ID), "kind": "import_teams", "state": "running",
+        "processed": 12_345, "total": 50_000, "result": {}, "error": "", "problem_count": 0,
+        "error_report": "", "url": f"http://localhost:8000/tasks/{IMPORT_ID}/",
+    }  # fmt: skip

@@ -3,9 +3,6 @@
 Two real ``celery worker`` processes of two pool processes each run four team
 imports and two response exports at the same time, on the test database. One
 import is stopped, one import and one export are paused and resumed while the
-
-# The outcome depends on the database and the broker: CI runs it on each.
-pytestmark = pytest.mark.servers
 others run. Every other job must end exactly as it would alone (the rows of
 its file, in order; the exported file and the mail equal to what is built here
 from the database), and the jobs must really have run side by side.
@@ -33,6 +30,9 @@ from tests.test_export_helpers import start as export_start
 from tests.test_import_helpers import expected_rows, fake_csv, rows_of
 from tests.test_import_helpers import start as import_start
 from tests.workers import wait_for
+
+# The outcome depends on the database and the broker: CI runs it on each.
+pytestmark = pytest.mark.servers
 
 
 class Watch:
@@ -191,7 +191,13 @@ def test_four_imports_and_two_exports_at_once_with_stop_and_pauses(  # type: ign
     # Every import is exactly its file, in order; nothing else is in the table.
     for name, job in (("pause", pause), ("keep", keep), ("keep2", keep2)):
         n = IMPORTS[name][0]
-        assert job.result == {"imported": n, "skipped": 0}, name
+        assert job.result == {
+            "imported": n,
+            "created": n,
+            "updated": 0,
+            "unchanged": 0,
+            "skipped": 0,
+        }, name
         assert (job.processed, job.total) == (n, n), name
         assert rows_of(job) == expected_rows(paths[name]), name
     assert Team.objects.count() == sum(IMPORTS[name][0] for name in ("pause", "keep", "keep2"))
@@ -232,7 +238,13 @@ def test_the_same_csv_imported_twice_at_once(make_worker, user, tmp_path):  # ty
     for job in (first, second):
         job.refresh_from_db()
         assert job.state == State.SUCCEEDED, job.error
-        assert job.result == {"imported": 20_000, "skipped": 0}
+        assert job.result == {
+            "imported": 20_000,
+            "created": 20_000,
+            "updated": 0,
+            "unchanged": 0,
+            "skipped": 0,
+        }
         assert rows_of(job) == want  # each is the whole file, in order, once
     assert Team.objects.count() == 2 * len(want)
 

@@ -1,13 +1,17 @@
-"""``/teams/``: the imported data, in keyset pages, searchable, by import."""
+"""``/teams/`` and ``/responses/``: the data, in keyset pages, searchable, by import or date."""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import re
+from decimal import Decimal
 
 import pytest
 from django.test import Client
 
 from jobs.models import Job, State
+from responses.models import FormResponse
 from teams.models import Team
 
 
@@ -45,3 +49,86 @@ def test_teams_come_in_keyset_pages_with_search_and_a_job_filter(browser_client,
 @pytest.mark.django_db
 def test_teams_need_a_login(client: Client) -> None:
     assert client.get("/teams/").status_code == 302
+
+
+# ``/responses/``: newest first, keyset pages, the export's date range.
+
+
+def response_rows(html: str) -> list[str]:
+    return re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td>", html)
+
+
+def make_responses(count: int, *, start: dt.datetime, step: dt.timedelta) -> None:
+    FormResponse.objects.bulk_create(
+        FormResponse(
+            # Pairs share a timestamp: the pages must go by (timestamp, id), not timestamp alone.
+            timestamp=start + step * (i // 2),
+            name_of_respondent=f"Person {i:03d}",
+            gender_of_respondent="Other",
+            record_latitude=Decimal("1.5"),
+            record_longitude=Decimal("2.5"),
+        )
+        for i in range(count)
+    )
+
+
+def follow(client: Client, page: str, rel: str) -> str:
+    link = re.search(rf'href="([^"]+)" rel="{rel}"', page)
+    assert link, page
+    return client.get("/responses/" + html.unescape(link.group(1))).content.decode()
+
+
+@pytest.mark.django_db
+def test_responses_come_newest_first_in_keyset_pages(browser_client: Client) -> None:
+    make_responses(120, start=dt.datetime(2020, 5, 1, tzinfo=dt.UTC), step=dt.timedelta(hours=1))
+    newest = [f"Person {i:03d}" for i in reversed(range(120))]
+    page = browser_client.get("/responses/").content.decode()
+    assert response_rows(page) == newest[:50]
+    assert 'rel="prev"' not in page
+    page2 = follow(browser_client, page, "next")
+    assert response_rows(page2) == newest[50:100]
+    page3 = follow(browser_client, page2, "next")
+    assert response_rows(page3) == newest[100:]
+    assert 'rel="next"' not in page3
+    back = follow(browser_client, page3, "prev")
+    assert response_rows(back) == newest[50:100]
+    assert response_rows(follow(browser_client, back, "prev")) == newest[:50]
+
+
+@pytest.mark.django_db
+def test_responses_take_the_exports_date_range_and_offer_to_export_it(
+    browser_client: Client,
+) -> None:
+    make_responses(
+        20, start=dt.datetime(2020, 5, 14, 22, tzinfo=dt.UTC), step=dt.timedelta(hours=1)
+    )
+    page = browser_client.get("/responses/", {"from": "2020-05-15", "to": "2020-05-15 02:00"})
+    text = page.content.decode()
+    # 00:00 to 02:00 inclusive of the whole minute: hours 2, 3 and 4 from the start, two rows each.
+    assert response_rows(text) == [f"Person {i:03d}" for i in reversed(range(4, 10))]
+    assert 'href="/export_data/?from=2020-05-15&amp;to=2020-05-15+02%3A00"' in text
+    form = browser_client.get(
+        "/export_data/?from=2020-05-15&to=2020-05-15+02%3A00"
+    ).content.decode()
+    assert 'value="2020-05-15 02:00"' in form
+
+    bad = browser_client.get("/responses/", {"from": "15/05/2020"})
+    assert bad.status_code == 400
+    assert "&#x27;from&#x27; must be a date (YYYY-MM-DD)" in bad.content.decode()
+    backwards = browser_client.get("/responses/", {"from": "2020-05-16", "to": "2020-05-15"})
+    assert "swap them or widen the range" in backwards.content.decode()
+
+    broken = browser_client.get("/responses/", {"before": "yesterday"})
+    assert "This page link is damaged" in broken.content.decode()
+    assert len(response_rows(broken.content.decode())) == 20
+
+
+@pytest.mark.django_db
+def test_responses_need_the_export_permission(client: Client, other_user, user) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(other_user)
+    refused = client.get("/responses/")
+    assert refused.status_code == 403
+    assert "listing them needs the same right as exporting them" in refused.content.decode()
+    assert 'href="/responses/"' not in client.get("/teams/").content.decode()
+    client.force_login(user)
+    assert 'href="/responses/"' in client.get("/teams/").content.decode()

@@ -13,31 +13,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
 from jobs import retry
 from jobs.models import CountRow, Job, State
+from tests import faults
 from tests.test_engine import rows, start
 from tests.workers import wait_for, wait_processed, wait_state
-
-
-def _other_session_waits_on_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-        else:
-            # A row-lock wait on the job row by primary key shows in the processlist
-            # (state "Statistics"), not always in INNODB_TRX: a statement on the jobs
-            # table that has been running for a while is the worker waiting.
-            cursor.execute(
-                "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
-                "AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND TIME_MS > 300 "
-                "AND INFO LIKE '%%FOR UPDATE%%'"
-            )
-        return bool(cursor.fetchone()[0])
 
 
 @pytest.mark.servers
@@ -64,7 +46,11 @@ def test_a_batch_that_loses_a_deadlock_is_run_again_at_once(make_worker, user): 
                 cursor.execute("SET LOCAL deadlock_timeout = '20s'")
         CountRow.objects.bulk_create(CountRow(job=ballast, n=i) for i in range(500))
         CountRow.objects.create(job=job, n=k)
-        wait_for(_other_session_waits_on_a_lock, timeout=60, what="the worker to block")
+        wait_for(
+            lambda: faults.another_session_waits_on_a_lock("%FOR UPDATE%"),
+            timeout=60,
+            what="the worker to block",
+        )
         blocked = time.monotonic()
         Job.objects.select_for_update().get(id=job.id)  # the cycle: the worker must yield
         got_it = time.monotonic() - blocked
@@ -102,3 +88,31 @@ def test_it_knows_which_errors_are_races() -> None:
     assert not retry.lost_a_race(_pg("08006"))
     assert not retry.lost_a_race(OperationalError("disk I/O error"))
     assert not retry.lost_a_race(ValueError("database is locked"))
+
+
+@pytest.mark.servers
+@pytest.mark.django_db(transaction=True)
+def test_a_session_the_server_ended_is_a_lost_connection_not_a_failed_batch() -> None:
+    # The real error each server raises when it ends a session idle in a
+    # transaction (PostgreSQL: SQLSTATE 25P03, an InternalError in psycopg).
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server to end a session")
+    if connection.vendor == "postgresql":
+        setting = "SET idle_in_transaction_session_timeout = 300"
+    else:
+        setting = "SET SESSION idle_transaction_timeout = 1"
+    try:
+        with pytest.raises(DatabaseError) as caught, transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(setting)
+                # A row read and locked: the session is in a transaction for MariaDB too.
+                cursor.execute("SELECT id FROM django_migrations ORDER BY id LIMIT 1 FOR UPDATE")
+            time.sleep(2.5)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 2")
+        assert retry.connection_lost(caught.value), repr(caught.value)
+        assert not retry.lost_a_race(caught.value)
+    finally:
+        connection.close()
+    assert not retry.connection_lost(IntegrityError("duplicate key"))
+    assert not retry.connection_lost(ValueError("connection lost"))

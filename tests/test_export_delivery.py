@@ -22,8 +22,6 @@ from responses.models import FormResponse
 from tests.test_export_helpers import END, START, UTC, one_mail, start
 from tests.workers import wait_state
 
-pytestmark = pytest.mark.servers
-
 
 def sent_words(job: Job, name: str) -> str:
     """The sentence the job page and the CLI show, built from the job's result."""
@@ -43,6 +41,7 @@ def web_mail(settings: Any, smtp: Any) -> None:
     settings.COLLECT_EXPORT_MAIL_ATTEMPTS = 1
 
 
+@pytest.mark.servers  # "Send again" counts against the daily cap under row locks
 def test_it_says_where_the_export_went_and_sends_it_again(  # type: ignore[no-untyped-def]
     make_worker, smtp, inbox, user, other_user, web_mail, api
 ):
@@ -120,8 +119,9 @@ def test_the_cli_says_where_the_export_went(make_worker, smtp, inbox, user):  # 
     job = Job.objects.get()
     assert job.state == "succeeded" and job.result_file.endswith("/responses_start_end.geojson")
     lines = out.getvalue().splitlines()
-    assert lines[-2] == f"{job.id}: succeeded (30 rows)"
-    assert lines[-1] == sent_words(job, "responses_start_end.geojson")
+    assert lines[-3].startswith("Exported 30 responses in ")
+    assert lines[-2] == sent_words(job, "responses_start_end.geojson")
+    assert lines[-1] == f"The job and its file: http://localhost:8000/tasks/{job.id}/"
     one_mail(inbox)
 
 
@@ -137,6 +137,7 @@ def test_a_format_is_chosen_or_refused_by_name(api, url):  # type: ignore[no-unt
     assert os.path.basename(job.params["file"]) == "responses_start_end.xlsx"
 
 
+@pytest.mark.servers  # microseconds at the range's ends: how each database stores and compares them
 def test_a_range_given_to_the_minute_covers_the_whole_minute(browser_client):  # type: ignore[no-untyped-def]
     day = dt.datetime(2020, 5, 15, tzinfo=UTC)
     instants = {

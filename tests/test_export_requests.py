@@ -100,7 +100,9 @@ def test_the_cli_refuses_bad_dates_and_queues_good_ones(user, capsys):  # type: 
     )
     job = Job.objects.get()
     assert job.owner == user and job.params["to"] == "2020-01-01T23:59:59.999999+00:00"
-    assert f"Export queued: task id {job.id}" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert printed.out == f"{job.id}\n"  # alone, for ID=$(collect export-responses …)
+    assert f"Export queued. Watch it at http://localhost:8000/tasks/{job.id}/" in printed.err
 
 
 def test_fake_responses_is_reproducible():  # type: ignore[no-untyped-def]

@@ -76,7 +76,13 @@ def test_import_survives_sigkill(make_worker, user, tmp_path, batch, delay):  # 
     assert Team.objects.filter(job=job).count() == committed
     job = wait_state(job, State.SUCCEEDED, timeout=120)
     assert job.attempts >= 2
-    assert job.result == {"imported": rows * BATCHES, "skipped": 0}
+    assert job.result == {
+        "imported": rows * BATCHES,
+        "created": rows * BATCHES,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 0,
+    }
     assert rows_of(job) == expected_rows(path)  # none lost, none twice, in order
     print(f"import killed at {committed}/{rows * BATCHES} rows: exact after takeover")
 
@@ -101,6 +107,7 @@ def test_export_survives_sigkill(make_worker, smtp, inbox, user, batch, delay): 
 # --- 2. The broker restarts; the database kills the workers' connections ------------
 
 
+@pytest.mark.broker_restart
 @pytest.mark.timeout(300)
 def test_a_rabbitmq_restart_mid_job_loses_nothing(make_worker, user, tmp_path, api):  # type: ignore[no-untyped-def]
     if not faults.uses_amqp():
@@ -142,7 +149,13 @@ def test_killed_database_connections_mid_import_lose_nothing(make_worker, user, 
     assert killed >= 3
     job = wait_state(job, State.SUCCEEDED, timeout=180)
     assert rows_of(job) == expected_rows(path)
-    assert job.result == {"imported": 10_000, "skipped": 0}
+    assert job.result == {
+        "imported": 10_000,
+        "created": 10_000,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 0,
+    }
 
 
 @pytest.mark.timeout(300)
@@ -191,6 +204,40 @@ def test_a_frozen_worker_loses_its_job_and_writes_nothing_after(make_worker, use
     assert job.worker.rsplit(":", 1)[0] == second.name
     wait_for(lambda: "another worker took it over" in first.log(), timeout=30)
     first.kill()  # it has shown what it does; no need to wait for its warm shutdown
+
+
+@pytest.mark.timeout(180)
+def test_a_worker_frozen_inside_a_batch_is_ended_by_the_database_and_loses_its_job(  # type: ignore[no-untyped-def]
+    make_worker, user
+):
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server to end a session left idle in a transaction")
+    first = make_worker()
+    job = services.job_create(
+        kind="count", owner=user, params={"n": 400, "batch": 20, "write_delay": 1.0}
+    )
+    wait_processed(job, 40)
+    # Every batch spends a second inside its transaction: the freeze lands there,
+    # with the job row locked, so no other worker can take the job over until the
+    # server ends the frozen session (COLLECT_DB_IDLE_IN_TRANSACTION_SECONDS).
+    time.sleep(0.3)
+    faults.freeze(first)
+    try:
+        frozen_at = Job.objects.get(id=job.id).worker
+        second = make_worker()
+        wait_for(
+            lambda: Job.objects.get(id=job.id).worker != frozen_at,
+            timeout=90,
+            what="another worker to take the job over",
+        )
+    finally:
+        faults.thaw(first)
+    job = wait_state(job, State.SUCCEEDED, timeout=120)
+    assert sorted(CountRow.objects.filter(job=job).values_list("n", flat=True)) == list(range(400))
+    assert job.worker.rsplit(":", 1)[0] == second.name
+    # Its session gone, the thawed worker finds the job taken over and says so.
+    wait_for(lambda: "another worker took it over" in first.log(), timeout=30)
+    first.kill()
 
 
 def _race(job_id: Any, contenders: int) -> list[Job | None]:
@@ -272,3 +319,20 @@ def test_a_storage_error_fails_the_export_clearly_and_sends_nothing(
         # The worker goes on with other work.
         other = services.job_create(kind="count", owner=user, params={"n": 50, "batch": 10})
         wait_state(other, State.SUCCEEDED, timeout=60)
+
+
+@pytest.mark.django_db
+def test_the_server_ends_a_session_left_idle_in_a_transaction():  # type: ignore[no-untyped-def]
+    """A frozen worker's transaction, and so its lock on a job row, cannot outlive
+    COLLECT_DB_IDLE_IN_TRANSACTION_SECONDS (20 in the tests): the server ends it."""
+    seconds = settings.IDLE_IN_TRANSACTION_SECONDS
+    assert seconds == 20
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW idle_in_transaction_session_timeout")
+            assert cursor.fetchone()[0] == f"{seconds}s"
+        elif connection.vendor == "mysql" and connection.mysql_is_mariadb:
+            cursor.execute("SELECT @@SESSION.idle_transaction_timeout")
+            assert cursor.fetchone()[0] == seconds
+        else:
+            pytest.skip(f"{connection.vendor}: no such setting (one writer, or lock wait timeouts)")

@@ -90,6 +90,7 @@ OPERATIONS = [
     ("POST", "/api/imports/teams/"),
     ("POST", "/api/exports/responses/"),
     ("POST", "/api/exports/responses/{task_id}/send-again/"),
+    ("POST", "/api/imports/teams/{task_id}/apply/"),
 ]
 
 
@@ -153,7 +154,25 @@ def test_an_unknown_state_or_kind_is_refused(api: Any) -> None:
     }
 
 
+NOT_FOUND = {
+    "detail": "There is nothing at this address, or it belongs to someone else. Check the "
+    "task id: GET /api/tasks/ lists your jobs."
+}
+
+
 def test_an_api_path_that_matches_nothing_is_a_json_404(api: Any) -> None:
     answer = api.get("/api/tasks/not-a-uuid/")
     assert answer.status_code == 404
-    assert answer.json() == {"detail": "Not found."}
+    assert answer.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/tasks/{}/", "/api/tasks/{}/stop/", "/stop_task/{}", "/tasks/{}/frobnicate/"]
+)
+def test_every_404_of_the_api_is_a_sentence(api: Any, url: str) -> None:
+    # An unknown job (Django's "No Job matches the given query.") and an unknown
+    # action (DRF's "Not found.") say what the unmatched path says.
+    method = api.post if url.endswith("/stop/") else api.get
+    answer = method(url.format(uuid.uuid4()), HTTP_ACCEPT="application/json")
+    assert answer.status_code == 404
+    assert answer.json() == NOT_FOUND

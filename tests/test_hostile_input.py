@@ -4,6 +4,10 @@ Every file of the corpus (``tests/data/hostile/``, plus a few too big to commit
 that are made here) must get a clear message, write no team, answer no 500,
 and leave the worker alive to take the next job. Upload names that look like
 paths never become paths: the stored name is generated.
+
+CI runs on MariaDB and PostgreSQL (marker ``servers``) only the cases that
+store something hostile in the job row (a row's bad value, the upload name);
+the rest is reading and wording, the same on every database.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import io
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -24,9 +29,6 @@ from rest_framework.test import APIClient
 from jobs.models import Job, State
 from teams.models import Team
 from tests.workers import Worker, wait_state
-
-# The outcome depends on the database and the broker: CI runs it on each.
-pytestmark = pytest.mark.servers
 
 CORPUS = Path(__file__).parent / "data" / "hostile"
 HEADER = b"name,description,manager,members\r\n"
@@ -191,6 +193,23 @@ def multipart(filename: bytes, data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary.decode()}"
 
 
+def stored_per_row(cases: dict[str, list[str]]) -> list[Any]:
+    """The cases, those whose problems keep a row's value in the job row marked ``servers``.
+
+    A message about the whole file (no header, a binary file, a wrong header)
+    is ordinary text and reads the same on every database. A row-level problem
+    stores the bad value itself (NUL bytes, broken UTF-8, control characters,
+    cut long values): what a database accepts there is its own, so CI runs
+    those on MariaDB and PostgreSQL too.
+    """
+    return [
+        pytest.param(name, marks=pytest.mark.servers)
+        if any(words == NOTHING or words.startswith("Row ") for words in cases[name])
+        else name
+        for name in sorted(cases)
+    ]
+
+
 _first_worker_pid: list[int] = []
 
 
@@ -229,7 +248,7 @@ def test_the_corpus_is_complete() -> None:
     assert len(on_disk) + len(GENERATED) + len(HOSTILE_NAMES) >= 30
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", stored_per_row(EXPECTED))
 def test_a_hostile_file_gets_a_clear_message(worker, api, existing, name):  # type: ignore[no-untyped-def]
     job = import_fails(api, (CORPUS / name).read_bytes())
     for words in EXPECTED[name]:
@@ -247,7 +266,7 @@ def test_a_file_once_refused_is_now_read(worker, api, existing, name):  # type: 
     same_worker(worker)
 
 
-@pytest.mark.parametrize("name", sorted(GENERATED))
+@pytest.mark.parametrize("name", stored_per_row({n: words for n, (_, words) in GENERATED.items()}))
 def test_a_huge_hostile_file_gets_a_clear_message(worker, api, existing, name):  # type: ignore[no-untyped-def]
     make, expected = GENERATED[name]
     job = import_fails(api, make())
@@ -257,6 +276,7 @@ def test_a_huge_hostile_file_gets_a_clear_message(worker, api, existing, name): 
     same_worker(worker)
 
 
+@pytest.mark.servers  # NUL, line ends, 900 characters in a stored name: the database's to refuse
 @pytest.mark.parametrize("case", sorted(HOSTILE_NAMES))
 def test_an_upload_name_never_becomes_a_path(worker, api, existing, case):  # type: ignore[no-untyped-def]
     job = import_fails(api, (CORPUS / "too_few_fields.csv").read_bytes(), HOSTILE_NAMES[case])
@@ -298,7 +318,7 @@ def test_the_worker_survived_and_takes_the_next_job(worker, api):  # type: ignor
     body, content_type = multipart(b"good.csv", HEADER + b"Platform,lights,ada,Ada\r\n")
     answer = api.post("/api/imports/teams/", body, content_type=content_type)
     job = wait_state(Job.objects.get(id=answer.json()["task_id"]), State.SUCCEEDED, timeout=30)
-    assert job.result == {"imported": 1, "skipped": 0}
+    assert job.result == {"imported": 1, "created": 1, "updated": 0, "unchanged": 0, "skipped": 0}
     same_worker(worker)
 
 
@@ -318,7 +338,7 @@ def test_formulas_are_imported_as_text_and_neutralised_in_the_report(worker, api
     upload = SimpleUploadedFile("formulas.csv", data, content_type="text/csv")
     skip = api.post("/api/imports/teams/", {"file": upload, "on_error": "skip"}, format="multipart")
     job = wait_state(Job.objects.get(id=skip.json()["task_id"]), State.SUCCEEDED, timeout=30)
-    assert job.result == {"imported": 3, "skipped": 1}
+    assert job.result == {"imported": 3, "created": 3, "updated": 0, "unchanged": 0, "skipped": 1}
     stored = list(
         Team.objects.filter(job=job).values_list("name", "description", "manager", "members")
     )

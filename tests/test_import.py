@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,7 +27,13 @@ def test_it_imports_a_tricky_file_byte_exact(worker, user, tmp_path):  # type: i
     raw = path.read_bytes()  # the tricky parts are really there
     assert b'""' in raw and "東京".encode() in raw and b'"\r\n' in raw
     job = wait_state(start(user, path, batch_size=10_000), State.SUCCEEDED, timeout=120)
-    assert job.result == {"imported": 50_000, "skipped": 0}
+    assert job.result == {
+        "imported": 50_000,
+        "created": 50_000,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 0,
+    }
     assert (job.processed, job.total) == (50_000, 50_000)
     assert rows_of(job) == expected_rows(path)
 
@@ -64,7 +71,13 @@ def test_a_paused_import_writes_nothing_and_resumes_exactly(worker, user, tmp_pa
     services.job_resume(job=job, by=user)
     job = wait_state(job, State.SUCCEEDED, timeout=120)
     assert rows_of(job) == expected_rows(path)  # no row twice, none missing, in order
-    assert job.result == {"imported": 20_000, "skipped": 0}
+    assert job.result == {
+        "imported": 20_000,
+        "created": 20_000,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 0,
+    }
 
 
 def test_a_killed_worker_is_replaced_and_the_count_is_exact(make_worker, user, tmp_path):  # type: ignore[no-untyped-def]
@@ -114,7 +127,10 @@ def test_the_commands_import_and_fake(worker, user, tmp_path, capsys):  # type: 
     call_command("import-teams", str(out), "--wait", "--user", user.username)
     job = Job.objects.get(kind="import_teams")
     assert job.state == State.SUCCEEDED and job.label == "fake.csv"
-    assert f"Task id: {job.id}" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert f"Task id: {job.id}" in printed.err  # the seed's console line
+    assert printed.out.splitlines()[-1] == f"The teams: http://localhost:8000/teams/?job={job.id}"
+    assert printed.out.splitlines()[-2].endswith(": 200 teams created, 0 rows skipped.")
     assert rows_of(job) == expected_rows(out)
 
 
@@ -130,16 +146,44 @@ def test_the_cli_process_runs_end_to_end(worker, user, tmp_path, args):  # type:
         cwd=ROOT, env={**os.environ, **env_db}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     job = Job.objects.get()
-    assert f"Task id: {job.id}" in proc.stdout
+    assert f"Task id: {job.id}" in proc.stderr
     if args:
         assert proc.returncode == 0, proc.stderr
+        assert ": 1 team created, 1 row skipped." in proc.stdout
+        assert f"The skipped rows and why: http://localhost:8000/tasks/{job.id}/errors.csv" in (
+            proc.stdout
+        )
         assert wait_for(lambda: Team.objects.filter(job=job).count() == 1)
     else:
         assert proc.returncode == 1
         assert "Nothing was imported: 1 of 2 rows is bad." in proc.stderr
         # The command's own words for skipping, not the API's.
-        assert "Or run the import again with --on-error skip to leave the bad rows out." in (
+        assert "Fix those rows, or run the import again with --on-error skip." in proc.stderr
+        assert f"with its row and column: http://localhost:8000/tasks/{job.id}/errors.csv" in (
             proc.stderr
         )
         assert "on_error" not in proc.stderr
         assert Team.objects.filter(job=job).count() == 0
+
+
+def test_the_cli_prints_json_and_exits_1_when_the_job_fails(worker, user, tmp_path, capsys):  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"name,description,manager,members\nA,b,c,d\n,no name,c,d\n")
+    with pytest.raises(SystemExit) as exited:
+        call_command("import-teams", str(path), "--wait", "--json", "--user", user.username)
+    assert exited.value.code == 1
+    job = Job.objects.get()
+    printed = capsys.readouterr()
+    described = json.loads(printed.out)
+    assert described["task_id"] == str(job.id) and described["state"] == "failed"
+    assert described["problem_count"] == 1
+    assert described["error_report"] == f"http://localhost:8000/tasks/{job.id}/errors.csv"
+    assert f"The import failed: {job.error}" in printed.err
+
+
+def test_without_wait_the_cli_prints_the_task_id_alone(user, tmp_path, capsys):  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"name,description,manager,members\nA,b,c,d\n")
+    call_command("import-teams", str(path), "--user", user.username)
+    job = Job.objects.get()
+    assert capsys.readouterr().out == f"{job.id}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 
 import pytest
 from django.core.files.storage import default_storage
@@ -13,9 +14,6 @@ from django.test import Client
 from jobs.models import Job, State
 from teams.models import Team
 from tests.workers import wait_state
-
-# The outcome depends on the database and the broker: CI runs it on each.
-pytestmark = pytest.mark.servers
 
 HEADER = "name,description,manager,members"
 HINT = "Download the error report, fix those rows and upload the file again."
@@ -95,6 +93,25 @@ def test_it_fails_a_bad_file_with_a_clear_message(worker, api, existing, case): 
     assert not default_storage.exists(job.params["file"])  # the upload is cleaned up
 
 
+def test_it_says_a_file_named_xlsx_that_is_no_workbook_is_not_readable(worker, api, existing):  # type: ignore[no-untyped-def]
+    # Random bytes renamed: no ZIP archive, so not read as a workbook, and not text either.
+    data = random.Random(18).randbytes(20_000)
+    job = run(api, data, name="Budget 2026.xlsx")
+    assert job.error == (
+        'The file "Budget 2026.xlsx" is not a readable spreadsheet workbook: an .xlsx workbook '
+        "is a ZIP archive and this file is not one (it is damaged, or another kind of file "
+        "renamed). Open it in Excel or LibreOffice Calc, save it as an Excel workbook (.xlsx) "
+        'or as "CSV UTF-8", and upload it again.'
+    )
+    assert list(Team.objects.values_list("id", "name")) == existing
+
+
+def test_it_reads_a_csv_named_xlsx_as_csv(worker, api):  # type: ignore[no-untyped-def]
+    # The content decides, not the name.
+    job = run(api, f"{HEADER}\r\nA,d,m,x\r\n".encode(), name="teams.xlsx", state=State.SUCCEEDED)
+    assert list(Team.objects.filter(job=job).values_list("name", flat=True)) == ["A"]
+
+
 ROW_CASES = {
     "too few fields": (
         b"A,d,m\n",
@@ -172,7 +189,14 @@ def test_it_skips_bad_rows_when_asked_and_reports_them(worker, api, browser_clie
         b"x,Fourth,m4,d4\n"
     )
     job = run(api, data, state=State.SUCCEEDED, on_error="skip")
-    assert job.result == {"imported": 2, "skipped": 2, "empty_rows": 1}  # the blank line
+    assert job.result == {
+        "imported": 2,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 2,
+        "empty_rows": 1,
+    }  # the blank line
     assert (job.processed, job.total) == (2, 2)
     teams = Team.objects.filter(job=job).values_list("name", "description", "manager", "members")
     assert list(teams) == [("First", "d1", "m1", "a,b"), ("Fourth", "d4", "m4", "x")]
@@ -180,7 +204,10 @@ def test_it_skips_bad_rows_when_asked_and_reports_them(worker, api, browser_clie
     assert [(p["row"], p["column"]) for p in job.problems] == [(3, "name"), (5, "manager")]
     report = browser_client.get(f"/tasks/{job.id}/errors.csv")
     assert report.status_code == 200
-    rows = list(csv.reader(io.StringIO(b"".join(report.streaming_content).decode())))
+    data = b"".join(report.streaming_content)
+    # Like the export's CSV for Excel: a UTF-8 byte order mark (else Excel shows mojibake), CRLF.
+    assert data.startswith(b"\xef\xbb\xbfrow,column,value,message\r\n")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     assert rows == [
         ["row", "column", "value", "message"],
         ["3", "name", "", "The name is empty; every team needs a name."],
@@ -294,5 +321,5 @@ def test_it_needs_a_login_and_a_csrf_token(user):  # type: ignore[no-untyped-def
 def test_the_api_is_in_the_openapi_schema(api):  # type: ignore[no-untyped-def]
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     operation = schema["paths"]["/api/imports/teams/"]["post"]
-    assert set(operation["responses"]) == {"202", "400", "413", "415", "429"}
+    assert set(operation["responses"]) == {"202", "400", "403", "413", "415", "429"}
     assert "multipart/form-data" in operation["requestBody"]["content"]

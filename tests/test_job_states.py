@@ -89,6 +89,13 @@ REFUSED = (
     + [("resume", s) for s in (State.STOPPING, State.STOPPED, State.SUCCEEDED, State.FAILED)]
     + [("stop", s) for s in (State.SUCCEEDED, State.FAILED)]
 )
+WHY = {
+    State.STOPPING: "This job is being stopped (what it wrote is being removed); "
+    "it cannot be {action}d now.",
+    State.STOPPED: "This job has already been stopped; there is nothing to {action}.",
+    State.SUCCEEDED: "This job has already succeeded; there is nothing to {action}.",
+    State.FAILED: "This job has already failed; there is nothing to {action}.",
+}
 
 
 @pytest.mark.django_db
@@ -98,7 +105,7 @@ def test_it_refuses_impossible_changes(user, action, state):  # type: ignore[no-
     fn = getattr(services, f"job_{action}")
     with pytest.raises(services.JobStateError) as caught:
         fn(job=job, by=user)
-    assert str(caught.value) == f"Cannot {action} a job that is {state}."
+    assert str(caught.value) == WHY[state].format(action=action)
     assert Job.objects.get(id=job.id).state == state
 
 
@@ -138,3 +145,73 @@ def test_it_survives_racing_requests(user, first, second, allowed):  # type: ign
         final = Job.objects.get(id=job.id).state
         assert len(outcomes) == 2
         assert final in allowed, (outcomes, final)
+
+
+def _innodb_deadlocks() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")
+        return int(cursor.fetchone()[1])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["pause", "stop"])
+def test_a_change_asked_during_a_batch_waits_for_it_and_never_deadlocks(user, action):  # type: ignore[no-untyped-def]
+    """A user's pause or stop while a worker's batch holds the job row.
+
+    The batch locks the job row by primary key, then updates the row's
+    ``(state, lease_expires_at)`` index entry with its checkpoint. A request
+    that reached the index entry first (MariaDB reads a one-row UPDATE through
+    that index on a small table) deadlocked with it: CI saw a pause answered
+    with error 1213. The request must wait for the batch, then apply.
+    """
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has one writer at a time (BEGIN IMMEDIATE): no deadlock is possible")
+    import uuid
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.db.models import F
+    from django.utils import timezone
+
+    from tests import faults
+    from tests.workers import wait_for
+
+    token = uuid.uuid4()
+    lease = timezone.now() + timedelta(seconds=30)
+    # The job alone in its table: MariaDB then reads the request's UPDATE through the
+    # state index (with more rows it may take the primary key and hide the fault).
+    job = make_job(user, State.RUNNING)
+    Job.objects.filter(id=job.id).update(lease_token=token, lease_expires_at=lease)
+    deadlocks = _innodb_deadlocks() if connection.vendor == "mysql" else 0
+    holding, errors = threading.Event(), []
+
+    def batch() -> None:  # what jobs.engine.Runner._commit does, slowed down
+        try:
+            with transaction.atomic():
+                Job.objects.select_for_update().only("state").get(id=job.id)
+                holding.set()
+                wait_for(
+                    lambda: faults.another_session_waits_on_a_lock("%jobs_job%"),
+                    timeout=30,
+                    what="the request to wait",
+                )
+                Job.objects.filter(id=job.id, lease_token=token).update(
+                    processed=F("processed") + 100,
+                    lease_expires_at=lease + timedelta(seconds=5),
+                    updated_at=timezone.now(),
+                )
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    assert holding.wait(30)
+    changed = getattr(services, f"job_{action}")(job=job, by=user)
+    thread.join(60)
+    assert errors == []
+    assert changed.state == {"pause": State.PAUSING, "stop": State.STOPPING}[action]
+    assert changed.processed == 100  # the batch committed first, whole
+    if connection.vendor == "mysql":
+        assert _innodb_deadlocks() == deadlocks

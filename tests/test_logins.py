@@ -17,7 +17,7 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-pytestmark = [pytest.mark.servers, pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 LOCKED = (
     "Logging in is blocked for 15 minutes after 5 failed attempts in a row, "

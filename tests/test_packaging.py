@@ -190,6 +190,16 @@ def test_the_postgres_override_is_valid() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_the_s3_profile_adds_an_object_store_and_its_bucket() -> None:
+    env = {**SECRETS, "MINIO_PASSWORD": "a-long-password", "AWS_STORAGE_BUCKET_NAME": "jobs"}
+    result = compose("-f", "compose.yaml", "--profile", "s3", "config", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert {"minio", "minio-bucket"} <= services.keys()
+    assert services["minio-bucket"]["environment"]["BUCKET"] == "jobs"
+    assert "minio" not in compose_json("compose.yaml")["services"]  # only with the profile
+
+
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "DB_PASSWORD", "RABBITMQ_PASSWORD"])
 def test_compose_refuses_to_start_without_the_secrets(missing: str) -> None:
     env = {k: v for k, v in SECRETS.items() if k != missing}

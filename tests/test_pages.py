@@ -53,7 +53,7 @@ def test_the_list_shows_progress_rate_and_time_left(browser_client, user) -> Non
     assert "teams.csv Import teams running 24.7% · 1,234 of 5,000 rows" in page
     assert "321 rows/s about 12 s left" in page
     assert f"Started {timezone.localtime(started):%H:%M:%S}" in page
-    assert "Import teams Teams Export responses" in page  # linked from every page's menu
+    assert "Import teams Teams Responses Export responses" in page  # in every page's menu
 
 
 def test_each_state_gets_the_buttons_that_make_sense(browser_client, user) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +90,8 @@ def test_stop_goes_through_the_confirmation_page(browser_client, user) -> None: 
     job.refresh_from_db()
     assert job.state == State.STOPPING
     page = text(browser_client.get(done["Location"]))
-    assert "Stopping “big.csv”: what it wrote is being removed." in page
+    said = r"At \d\d:\d\d:\d\d you asked to stop “big.csv”; what it wrote is removed\."
+    assert re.search(said, page)
 
 
 def test_buttons_never_send_people_to_another_site(browser_client, user) -> None:  # type: ignore[no-untyped-def]
@@ -104,7 +105,7 @@ def test_buttons_never_send_people_to_another_site(browser_client, user) -> None
 def test_an_impossible_action_says_why(browser_client, user) -> None:  # type: ignore[no-untyped-def]
     job = make(user, state=State.SUCCEEDED)
     response = browser_client.post(f"/tasks/{job.id}/pause/", {"next": "/tasks/"}, follow=True)
-    assert "Cannot pause a job that is succeeded." in text(response)
+    assert "This job has already succeeded; there is nothing to pause." in text(response)
 
 
 def test_the_list_polls_only_while_something_is_active(browser_client, user) -> None:  # type: ignore[no-untyped-def]

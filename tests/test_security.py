@@ -292,7 +292,6 @@ def test_an_upload_name_is_never_a_path(api: APIClient) -> None:
     assert default_storage.open(job.params["file"]).read() == data
 
 
-@pytest.mark.servers
 def test_exported_cells_are_neutralised(worker: Any, user: User) -> None:
     hostile = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "-2+3", "@SUM(1)", "\tTabbed", "\rCR"]
     for i, name in enumerate(hostile):

@@ -17,8 +17,6 @@ from tests.conftest import make_token
 from tests.test_export_helpers import END, START, one_mail
 from tests.workers import wait_processed, wait_state
 
-pytestmark = pytest.mark.servers  # real worker, real broker, real database
-
 SEED_EXPORT = "/export_data/?email=alice@example.com&from=2017-05-15%2000:00&to=2020-05-15%2000:00"
 
 
@@ -28,6 +26,7 @@ def script(user):  # type: ignore[no-untyped-def]
     return client
 
 
+@pytest.mark.servers  # real worker, real broker, real database
 def test_a_token_get_on_export_data_starts_the_export_and_mails_it(make_worker, smtp, inbox, user):  # type: ignore[no-untyped-def]
     create_responses(30, start=START, end=END, seed=5)
     make_worker(env=smtp.env())
@@ -40,6 +39,7 @@ def test_a_token_get_on_export_data_starts_the_export_and_mails_it(make_worker, 
     assert one_mail(inbox)["To"] == "alice@example.com"
 
 
+@pytest.mark.servers
 def test_a_token_get_on_stop_task_stops_the_job_and_undoes_it(worker, user):  # type: ignore[no-untyped-def]
     job = Job.objects.create(kind="count", owner=user, params={"n": 100000, "delay": 0.05})
     enqueue_now(job.id)

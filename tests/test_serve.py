@@ -67,6 +67,8 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
         found = re.search(r"user name: (\S+)[\s│]+password:\s+(\S+)", text)
         assert found, text
         username, password = found.groups()
+        # Celery's banner ("[config]", "[queues]") would push the box off the screen.
+        assert "[config]" not in text and "[queues]" not in text, text
         assert (data / "collect.sqlite3").exists()
         assert (data / "secret_key").exists()
 
@@ -97,6 +99,12 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
 
         job = wait_for(done, timeout=60, interval=0.2)
         assert (job["processed"], job["total"]) == (100, 100)
+        # The CLI beside it links to the port it runs on, not to the default 8000.
+        listed = subprocess.run(
+            [sys.executable, "-m", "collect", "jobs", "--json"],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert json.loads(listed)[0]["url"] == f"http://127.0.0.1:{port}/tasks/{task_id}/"
         assert password  # printed once, for the person who started it
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -107,12 +115,55 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
             raise
     assert proc.returncode == 0, log.read_text()
     assert "Collect stopped." in log.read_text()
+    assert not (data / "site-url").exists()
     # Nothing of it is left running.
     time.sleep(0.5)
     leftover = subprocess.run(
         ["pgrep", "-g", str(proc.pid)], capture_output=True, text=True, check=False
     ).stdout.split()
     assert leftover == []
+
+
+@pytest.mark.timeout(240)
+def test_the_password_is_printed_once_even_when_serve_then_fails(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
+        and not k.startswith("COLLECT_")
+    }
+    env.update(COLLECT_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collect", "serve", "--bind", f"127.0.0.1:{free_port()}"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "Collect is running" in log.read_text(), timeout=120, interval=0.2)
+        # The web server ends on its own (SIGTERM to gunicorn, which takes its workers
+        # with it; a SIGKILL would leave them behind): serve stops the worker and fails.
+        web = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "gunicorn"],  # `collect web` runs it in its place
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        assert len(web) == 1
+        os.kill(int(web[0]), signal.SIGTERM)
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    leftover = subprocess.run(
+        ["pgrep", "-g", str(proc.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert leftover == []
+    text = log.read_text()
+    assert proc.returncode == 1, text
+    assert "The web server stopped on its own (exit code 0); see the lines above." in text
+    password = re.search(r"password:\s+(\S+)", text)
+    assert password, text
+    assert text.count(password.group(1)) == 1, text
 
 
 def test_a_busy_port_is_one_clear_line_and_a_failure(tmp_path: Path) -> None:
@@ -153,3 +204,28 @@ def test_reset_admin_password_prints_a_new_one_that_works(capsys) -> None:  # ty
     admin = User.objects.get(username="admin")
     assert admin.check_password(password.group(1))
     assert not admin.check_password("the-old-password-long")
+
+
+def test_the_data_folder_does_not_depend_on_where_a_command_runs(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"COLLECT_DATA_DIR"}}
+    env["DJANGO_SETTINGS_MODULE"] = "collect.settings"
+    shown = subprocess.run(
+        [sys.executable, "-m", "collect", "shell", "-c",
+         "from django.conf import settings; print(settings.DATA_DIR)"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert shown == f"{ROOT / 'var'}\n"  # and nothing else: no note on automatic imports
+    assert list(tmp_path.iterdir()) == []  # no ./var where the command ran
+
+
+def test_the_collect_command_loads_our_apps_from_any_folder(tmp_path: Path) -> None:
+    """PyPI's ``responses`` (moto needs it) must not shadow our app of that name."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["DJANGO_SETTINGS_MODULE"] = "collect.settings"
+    shown = subprocess.run(
+        [str(Path(sys.prefix) / "bin" / "collect"), "shell", "-c",
+         "import os, responses; print(responses.__file__); print(os.environ['PYTHONPATH'])"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert shown[-2] == str(ROOT / "responses" / "__init__.py")
+    assert shown[-1] == str(ROOT)  # and the processes it starts (web, worker) inherit it

@@ -18,8 +18,6 @@ import pytest
 from tests.test_export_helpers import free_port
 from tests.test_web_restart import Web
 
-pytestmark = pytest.mark.servers
-
 PRODUCTION_KEY = "trusted-proxies-test-" + "k7Q" * 15
 
 

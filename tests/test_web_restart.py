@@ -208,9 +208,13 @@ def number(text: str) -> int:
 def in_html(html: str) -> Shown:
     """The state and the row count as the job's page, or its row in the list, shows them."""
     state = re.search(r'<span class="state state-(\w+)">', html)
-    rows = re.search(r"([\d,]+) of [\d,]+ rows|([\d,]+) so far|([\d,]+) rows</span>", html)
+    rows = re.search(
+        r"([\d,]+) of [\d,]+ rows|([\d,]+) rows?</span>|([\d,]+) rows? (?:was|were) written"
+        r"|(?:preparing|checking the file|waiting for a worker|before anything was written)()",
+        html,
+    )
     assert state and rows, html
-    return Shown(state.group(1), number(next(g for g in rows.groups() if g)))
+    return Shown(state.group(1), number(next((g for g in rows.groups() if g), "0")))
 
 
 def on_page(client: Client, job_id: str) -> Shown:

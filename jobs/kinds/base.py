@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jobs.models import Job
+
+if TYPE_CHECKING:
+    from jobs.parts import Part
 
 
 class JobFailed(Exception):
@@ -60,6 +63,14 @@ class RunContext:
         """Renew the lease; raise ``Interrupted`` if the user asked to pause or stop."""
         self.heartbeat_fn()
 
+    def checked(self, *, done: int, total: int, unit: str = "bytes") -> None:
+        """Report how far ``prepare`` has checked its input (``done`` of ``total`` ``unit``).
+
+        Kept in memory; the next ``heartbeat`` stores it on the job row with
+        the speed, so the job page shows the check's own progress.
+        """
+        self.state["checked"] = (done, total, unit)
+
 
 class JobKind:
     """Base class of every job kind. Subclasses set ``name`` and override the steps."""
@@ -69,6 +80,8 @@ class JobKind:
     # What users call the file a finished job keeps ("export file"), if any;
     # the retention sweep deletes it with ``discard`` (see jobs/retention.py).
     kept_file: ClassVar[str] = ""
+    # Parameters the kind keeps for itself on the job row: not shown by the API or the page.
+    internal_params: ClassVar[frozenset[str]] = frozenset()
     # A template the job page includes under the progress (with ``job``), e.g. a delivery note.
     detail_template: ClassVar[str] = ""
 
@@ -81,6 +94,19 @@ class JobKind:
 
     def initial_checkpoint(self, ctx: RunContext) -> dict[str, Any]:
         return {}
+
+    def split(self, ctx: RunContext, parts: int) -> list[Part] | None:
+        """Cut the work checked by ``prepare`` into at most ``parts`` ranges; None: one piece.
+
+        Called after ``prepare`` (same run, same ``ctx``) when the job's
+        ``parallelism`` parameter is above 1. Each ``Part`` holds the first
+        checkpoint of a range, from which ``next_batch`` reads to the range's
+        end, and its total. The engine runs each range as a job of its own
+        (``jobs.parts``) that writes under its own job id; ``undo_chunk``,
+        ``finish`` and ``write_batch`` are then called with the part's job.
+        The default: the kind runs in one piece.
+        """
+        return None
 
     def resume(self, ctx: RunContext, checkpoint: dict[str, Any]) -> None:
         """Called once when a run continues from a committed checkpoint."""
@@ -96,6 +122,14 @@ class JobKind:
     def undo_chunk(self, ctx: RunContext) -> int:
         """Delete some of what the job wrote (in a transaction); return how much. 0 = done."""
         return 0
+
+    def undone(self, job: Job) -> str:
+        """What the undo of a stopped or failed ``job`` did, in words; "" for the engine's own.
+
+        The engine's own sentence counts rows "written and removed"; a kind
+        whose undo also puts rows back says so here, from the counts it kept.
+        """
+        return ""
 
     def discard(self, job: Job) -> None:
         """Remove files the job owns (upload, partial result) after a stop."""

@@ -6,11 +6,13 @@ that is easy to check exactly: rows 0..n-1, each once.
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
 from jobs.kinds.base import Batch, JobFailed, JobKind, RunContext
 from jobs.models import CountRow
+from jobs.parts import Part
 
 
 class CountKind(JobKind):
@@ -26,8 +28,16 @@ class CountKind(JobKind):
     def initial_checkpoint(self, ctx: RunContext) -> dict[str, Any]:
         return {"next": 0}
 
-    def next_batch(self, ctx: RunContext, checkpoint: dict[str, Any]) -> Batch | None:
+    def split(self, ctx: RunContext, parts: int) -> list[Part] | None:
+        """Ranges ``[next, end)`` of about equal size (``jobs.parts``)."""
         n = int(ctx.job.param("n", 100))
+        cuts = sorted({n * i // parts for i in range(parts)} | {n})
+        return [
+            Part(checkpoint={"next": a, "end": b}, total=b - a) for a, b in itertools.pairwise(cuts)
+        ]
+
+    def next_batch(self, ctx: RunContext, checkpoint: dict[str, Any]) -> Batch | None:
+        n = int(checkpoint.get("end", ctx.job.param("n", 100)))
         start = int(checkpoint["next"])
         if start >= n:
             return None
@@ -38,9 +48,15 @@ class CountKind(JobKind):
         if delay:
             time.sleep(delay)
         end = min(n, start + int(ctx.job.param("batch", 10)))
-        return Batch(count=end - start, checkpoint={"next": end}, payload=range(start, end))
+        checkpoint = {**checkpoint, "next": end}
+        return Batch(count=end - start, checkpoint=checkpoint, payload=range(start, end))
 
     def write_batch(self, ctx: RunContext, batch: Batch) -> None:
+        # ``write_delay``: seconds spent inside the batch's transaction, holding the job
+        # row's lock (the tests freeze a worker there).
+        write_delay = float(ctx.job.param("write_delay", 0))
+        if write_delay:
+            time.sleep(write_delay)
         CountRow.objects.bulk_create(CountRow(job_id=ctx.job.id, n=i) for i in batch.payload)
 
     def undo_chunk(self, ctx: RunContext) -> int:

@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from django import template
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from jobs import formatting
 from jobs.formatting import duration, thousands
 from jobs.kinds import kinds
 from jobs.models import Job
@@ -25,6 +27,9 @@ PARAM_LABELS = {
     "encoding": "Encoding",
     "size": "File size",
     "on_error": "Bad rows",
+    "mode": "Mode",
+    "key": "Key",
+    "dry_run": "Dry run",
     "batch_size": "Batch size",
     "email": "E-mail to",
     "from": "From",
@@ -35,7 +40,7 @@ PARAM_LABELS = {
     "format": "Format",
 }
 # Internal details: a storage path when the file's own name is known, the site address.
-HIDDEN_PARAMS = {"file", "site"}
+HIDDEN_PARAMS = {"file", "site", "excluded_rows", "applied_as"}
 
 
 register.filter(thousands)
@@ -60,7 +65,11 @@ def kind_template(kind: str) -> str:
 @register.filter
 def shown_params(job: Job) -> list[tuple[str, Any]]:
     params = dict(job.params or {})
-    hidden = HIDDEN_PARAMS if "filename" in params or job.kind != "import_teams" else {"site"}
+    hidden = (
+        HIDDEN_PARAMS
+        if "filename" in params or job.kind != "import_teams"
+        else {"site", "applied_as"}
+    )
     out: list[tuple[str, Any]] = []
     # A fixed order: known parameters as listed above, then the rest by name
     # (PostgreSQL's jsonb does not keep the order they were written in).
@@ -97,6 +106,8 @@ def throughput_chart(job: Job, width: int = 800, height: int = 180) -> SafeStrin
     """A small line chart of rows per second over run time, as inline SVG (no script)."""
     points = throughput(job.samples)
     if len(points) < 2:
+        if job.is_terminal:
+            return format_html('<p class="muted">{}</p>', "The job ran too briefly to chart.")
         return format_html(
             '<p class="muted">{}</p>', "The chart appears after a few seconds of work."
         )
@@ -158,3 +169,58 @@ def when(moment: datetime | None) -> str:
 @register.filter
 def basename(path: str) -> str:
     return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@register.filter
+def undone_summary(job: Job) -> str:
+    """What is left of a stopped or failed job: nothing, since its writes were removed."""
+    return formatting.undone_summary(job)
+
+
+def _checking(job_or_checking: Any) -> dict[str, Any]:
+    value = getattr(job_or_checking, "checking", job_or_checking)
+    return value if isinstance(value, dict) else {}
+
+
+@register.filter
+def checked_percent(checking: dict[str, Any]) -> float:
+    """How much of the input the check has read, in percent (0 when unknown)."""
+    c = _checking(checking)
+    total = c.get("total") or 0
+    return min(100.0, 100.0 * (c.get("done") or 0) / total) if total else 0.0
+
+
+def _amount(value: float, unit: str) -> str:
+    return filesizeformat(value) if unit == "bytes" else f"{thousands(value)} rows"
+
+
+@register.filter
+def checked_amount(checking: dict[str, Any]) -> str:
+    """``12.5 MB of 40.0 MB checked`` or ``1,200 of 9,000 rows checked``."""
+    c = _checking(checking)
+    unit = c.get("unit", "bytes")
+    if unit == "bytes":
+        return (
+            f"{filesizeformat(c.get('done') or 0)} of {filesizeformat(c.get('total') or 0)} checked"
+        )
+    return f"{thousands(c.get('done') or 0)} of {thousands(c.get('total') or 0)} rows checked"
+
+
+@register.filter
+def checked_speed(checking: dict[str, Any]) -> str:
+    """``8.1 MB/s`` or ``12,000 rows/s``; "" before it is known."""
+    c = _checking(checking)
+    rate = c.get("rate") or 0
+    if rate <= 0:
+        return ""
+    return f"{_amount(rate, c.get('unit', 'bytes'))}/s"
+
+
+@register.filter
+def checked_eta(checking: dict[str, Any]) -> float | None:
+    """Seconds until the check ends at its current speed, or None."""
+    c = _checking(checking)
+    rate, total, done = c.get("rate") or 0, c.get("total") or 0, c.get("done") or 0
+    if rate <= 0 or not total:
+        return None
+    return max(0.0, (total - done) / rate)

@@ -18,3 +18,9 @@ def delivery(result: dict[str, Any]) -> str:
         return delivery_text(result)
     except (KeyError, TypeError, ValueError):
         return ""
+
+
+@register.filter
+def recipient(job: Any) -> str:
+    """Where the export was (or will be) mailed: the result's address, else the requested one."""
+    return str((job.result or {}).get("email") or (job.params or {}).get("email") or "")

@@ -22,6 +22,8 @@ class Writer:
     label: ClassVar[str]
     extension: ClassVar[str]
     media_type: ClassVar[str]
+    # The CSV flavour the database can build for this format (``responses.sqllines``), if any.
+    sql_lines: ClassVar[str | None] = None
 
     def part_name(self, final: str) -> str:
         """The storage name appended to while the export runs (by default the file itself)."""

@@ -6,7 +6,7 @@ import csv
 import io
 from typing import ClassVar
 
-from responses import csvrows
+from responses import csvrows, sqllines
 from responses.csvrows import Record
 from responses.writers.base import Writer
 
@@ -27,6 +27,7 @@ class ExcelCsvWriter(Writer):
     label: ClassVar[str] = "CSV for Excel (UTF-8 with BOM)"
     extension: ClassVar[str] = "csv"
     media_type: ClassVar[str] = "text/csv"
+    sql_lines: ClassVar[str | None] = sqllines.EXCEL
 
     def header(self) -> bytes:
         return b"\xef\xbb\xbf" + (",".join(csvrows.HEADER) + "\r\n").encode()
@@ -65,6 +66,7 @@ class RawCsvWriter(Writer):
     label: ClassVar[str] = "CSV for programs (RFC 4180, values exactly as stored)"
     extension: ClassVar[str] = "csv"
     media_type: ClassVar[str] = "text/csv"
+    sql_lines: ClassVar[str | None] = sqllines.RAW
 
     def header(self) -> bytes:
         return (",".join(csvrows.HEADER) + "\r\n").encode()

@@ -73,6 +73,17 @@ class Reader:
         """The rows after ``position``, where ``row`` is the number of the row before it."""
         raise NotImplementedError
 
+    def extent(self) -> tuple[int, str]:
+        """How far positions go, for the check's progress: ``(last position, unit)``.
+
+        The file's size in ``"bytes"`` by default (positions are byte offsets);
+        0 when unknown.
+        """
+        try:
+            return self.fh.seek(0, 2), "bytes"
+        except (OSError, ValueError):
+            return 0, "bytes"
+
     def decided(self) -> dict[str, Any]:
         """What ``start`` decided, to be kept in the checkpoint (JSON)."""
         return {}

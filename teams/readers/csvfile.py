@@ -40,6 +40,10 @@ NOT_TEXT = (
     (b"\x1f\x8b", "a gzip archive"),
     (b"\x89PNG", "a PNG image"),
 )
+# Names a workbook is saved under: such a file that is not text was meant as one.
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xltx", ".xltm")
+# Control bytes text never holds (tab, LF, FF, CR and Excel's end-of-file mark excepted).
+CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x19\x1b-\x1f\x7f]")
 # The columns the import knows: the delimiter is the one that finds them in the header.
 KNOWN = ("name", "description", "manager", "members")
 
@@ -167,6 +171,12 @@ def _csv_error_message(text: str, delimiter: str) -> str:
     )
 
 
+def _binary(head: bytes) -> bool:
+    """True if ``head`` (the file's first bytes) is not text: a NUL, or 1 byte in 20 a control."""
+    sample = head[:HEAD_BYTES]
+    return b"\x00" in sample or len(CONTROL.findall(sample)) * 20 > len(sample)
+
+
 def too_big_message() -> str:
     limit = max_field_bytes()
     return (
@@ -197,6 +207,16 @@ class CsvReader(Reader):
                     '"CSV UTF-8" or as an Excel workbook (.xlsx) and upload it again.'
                 )
         bom = from_bom(head)
+        filename = str(self.options.get("filename") or "")
+        if not bom and filename.lower().endswith(WORKBOOK_SUFFIXES) and _binary(head):
+            # Named as a workbook but no ZIP archive (sniff saw no "PK"): saying "not a CSV
+            # text file" would answer a question the user never asked.
+            raise FileProblem(
+                f'The file "{filename}" is not a readable spreadsheet workbook: an .xlsx '
+                "workbook is a ZIP archive and this file is not one (it is damaged, or another "
+                "kind of file renamed). Open it in Excel or LibreOffice Calc, save it as an "
+                'Excel workbook (.xlsx) or as "CSV UTF-8", and upload it again.'
+            )
         offset = bom[1] if bom else 0
         if "encoding" in known:
             self.codec = str(known["encoding"])

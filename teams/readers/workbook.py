@@ -93,6 +93,13 @@ class WorkbookReader(Reader):
             )
         return f"The file is a ZIP archive, not an Excel workbook. {SAVE_AS}"
 
+    def extent(self) -> tuple[int, str]:
+        """The sheet's last row as its dimensions say (0 when the file does not say)."""
+        try:
+            return int(self.book[self.sheet].max_row or 0), "rows"
+        except (TypeError, ValueError, KeyError):
+            return 0, "rows"
+
     def decided(self) -> dict[str, Any]:
         return {"format": self.name, "sheet": self.sheet}
 

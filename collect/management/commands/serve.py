@@ -1,10 +1,10 @@
 """``collect serve``: everything on one machine, one command.
 
-Migrates the database, checks that the port is free, creates an admin user on
-the first start, runs the web server and a Celery worker, and once the web
-server answers prints a box with the address and the admin login (the
-password only on the first start; ``collect reset-admin-password`` makes a new
-one). Runs until Ctrl-C; exits non-zero if either process dies on its own.
+Migrates the database, checks that the port is free, runs the web server and a
+Celery worker, and once the web server answers creates an admin user on the
+first start and prints a box with the address and the admin login (the
+password only then, once; ``collect reset-admin-password`` makes a new one).
+Runs until Ctrl-C; exits non-zero if either process dies on its own.
 """
 
 from __future__ import annotations
@@ -62,6 +62,13 @@ def ensure_port_free(bind: str) -> None:
             raise CommandError(f"Cannot listen on {bind}: {exc.strerror}.") from None
 
 
+def site_url(bind: str) -> str:
+    """``http://host:port`` (no trailing slash) for a browser on this machine to reach ``bind``."""
+    host, port = split_bind(bind)
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    return f"http://{shown}:{port}" if ":" not in shown else f"http://[{shown}]:{port}"
+
+
 def answers(bind: str) -> bool:
     """Whether something accepts TCP connections on ``bind`` now."""
     host, port = split_bind(bind)
@@ -82,11 +89,19 @@ class Command(BaseCommand):
     def handle(self, *args: Any, bind: str, concurrency: int, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         ensure_port_free(bind)
-        login = self.ensure_admin()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLLECT_DATA_DIR": str(settings.DATA_DIR)}
         web = subprocess.Popen([sys.executable, "-m", "collect", "web", "--bind", bind], env=env)
         worker = subprocess.Popen(
-            [sys.executable, "-m", "collect", "worker", "--concurrency", str(concurrency)],
+            # Without Celery's 30-line banner, which would push the login box off the screen.
+            [
+                sys.executable,
+                "-m",
+                "collect",
+                "worker",
+                "--quiet",
+                "--concurrency",
+                str(concurrency),
+            ],
             env=env,
         )
         children = [web, worker]
@@ -113,7 +128,12 @@ class Command(BaseCommand):
                     break
                 time.sleep(0.2)
             if not failed and all(child.poll() is None for child in children) and not stopping:
-                self.banner(bind, login)
+                # Only now: a start that fails before this point creates no admin, so
+                # no password is made that nobody saw; the next start makes it.
+                self.banner(bind, self.ensure_admin())
+                if not os.environ.get("COLLECT_SITE_URL"):
+                    # So that `collect import-teams …` run beside it prints links that work.
+                    settings.SITE_URL_FILE.write_text(site_url(bind) + "\n", encoding="utf-8")
             while not failed and all(child.poll() is None for child in children):
                 time.sleep(0.5)
             dead = [c for c in children if c.poll() is not None]
@@ -122,6 +142,8 @@ class Command(BaseCommand):
                 failed = f"The {name} stopped on its own (exit code {dead[0].returncode}); "
                 failed += "see the lines above."
         finally:
+            if not os.environ.get("COLLECT_SITE_URL"):
+                settings.SITE_URL_FILE.unlink(missing_ok=True)
             shutdown(signal.SIGTERM, None)
             for child in children:
                 try:
@@ -129,16 +151,12 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     child.kill()
         if failed:
-            if login[1]:  # the first start's password must not be lost with it
-                self.stderr.write(f"The admin login: user {login[0]}, password {login[1]}")
-            raise CommandError(failed)
+            raise CommandError(failed)  # the password, if any, was in the box above
         self.stdout.write("Collect stopped.")
 
     def banner(self, bind: str, login: tuple[str, str]) -> None:
         """The box a person looks for: where Collect runs and how to log in."""
-        host, port = split_bind(bind)
-        shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
-        url = f"http://{shown}:{port}/" if ":" not in shown else f"http://[{shown}]:{port}/"
+        url = site_url(bind) + "/"
         username, password = login
         lines = [f"[bold]Collect is running:[/bold] {url}", ""]
         if password:
@@ -166,5 +184,8 @@ class Command(BaseCommand):
             return first.get_username(), ""
         username = os.environ.get("COLLECT_ADMIN_USER", "admin")
         password = os.environ.get("COLLECT_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        User.objects.create_superuser(username=username, email="", password=password)
+        # An address of its own, so that an export from the page or the CLI has
+        # somewhere to go; on a laptop mail is written to files (EMAIL_FILE_PATH).
+        email = os.environ.get("COLLECT_ADMIN_EMAIL", "admin@example.com")
+        User.objects.create_superuser(username=username, email=email, password=password)
         return username, password

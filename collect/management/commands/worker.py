@@ -30,12 +30,23 @@ class Command(BaseCommand):
         )
         parser.add_argument("--loglevel", "-l", default=os.environ.get("LOG_LEVEL", "INFO"))
         parser.add_argument("--pool", default=os.environ.get("COLLECT_WORKER_POOL", "prefork"))
+        parser.add_argument(
+            "--quiet", action="store_true", help="no start-up banner (collect serve uses it)"
+        )
 
     def handle(
-        self, *args: Any, concurrency: int, hostname: str, loglevel: str, pool: str, **options: Any
+        self,
+        *args: Any,
+        concurrency: int,
+        hostname: str,
+        loglevel: str,
+        pool: str,
+        quiet: bool,
+        **options: Any,
     ) -> None:
         argv = [
-            sys.executable, "-m", "celery", "-A", "collect", "worker",
+            sys.executable, "-m", "celery", "-A", "collect", *(["--quiet"] if quiet else []),
+            "worker",
             "--loglevel", loglevel, "--concurrency", str(concurrency),
             "--hostname", hostname, "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
             "--pool", pool, "--without-gossip", "--without-mingle",

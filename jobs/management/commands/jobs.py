@@ -1,17 +1,20 @@
-"""``collect jobs``: list jobs as a table, newest first."""
+"""``collect jobs``: list jobs as a table (or JSON with ``--json``), newest first."""
 
 from __future__ import annotations
 
 import io
 import shutil
+from json import dumps
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
+from jobs.cli import describe, job_owner
 from jobs.formatting import duration, thousands
 from jobs.models import Job, State
 
@@ -31,6 +34,34 @@ def timing(job: Job) -> str:
     return ""
 
 
+WIDTH = 100
+COLUMNS = ("task id", "kind", "what", "owner", "state", "progress", "rate", "time", "created")
+# Left out in this order while the table is wider than the terminal; the others always show.
+DROPPED_FIRST = ("rate", "kind", "owner", "created", "time")
+WHAT_AT_LEAST = 12
+
+
+def fit(rows: list[dict[str, str]], width: int) -> tuple[list[str], int]:
+    """The columns to show in ``width`` terminal cells, and the width of "what" (then cut "…").
+
+    ``rows`` map each name of COLUMNS to its text. Columns are 2 cells apart.
+    """
+
+    def natural(name: str) -> int:
+        return max(cell_len(name), *(cell_len(row[name]) for row in rows))
+
+    def total(names: list[str]) -> int:
+        return sum(natural(name) for name in names) + 2 * (len(names) - 1)
+
+    columns = list(COLUMNS)
+    for name in DROPPED_FIRST:
+        if total(columns) <= width:
+            break
+        columns.remove(name)
+    excess = max(0, total(columns) - width)
+    return columns, max(min(natural("what"), WHAT_AT_LEAST), natural("what") - excess)
+
+
 class Command(BaseCommand):
     help = "List jobs, newest first."
 
@@ -39,36 +70,53 @@ class Command(BaseCommand):
         parser.add_argument("--kind")
         parser.add_argument("--user", help="only this user's jobs")
         parser.add_argument("--limit", type=int, default=30, help="at most this many (30)")
+        parser.add_argument(
+            "--json", action="store_true", help="a JSON list of jobs, as import-teams --json"
+        )
 
     def handle(self, *args: Any, state: str | None, kind: str | None, user: str | None,
-               limit: int, **opts: Any) -> None:  # fmt: skip
-        qs = Job.objects.select_related("owner").order_by("-created_at", "-id")
+               limit: int, json: bool, **opts: Any) -> None:  # fmt: skip
+        # Parts (jobs/parts.py) are not jobs of their own to the people who list jobs.
+        qs = Job.objects.select_related("owner").filter(parent=None).order_by("-created_at", "-id")
         if state:
             qs = qs.filter(state=state)
         if kind:
             qs = qs.filter(kind=kind)
         if user:
-            qs = qs.filter(owner__username=user)
+            qs = qs.filter(owner=job_owner(user))  # an unknown name: exit status 2
         jobs = list(qs[:limit])
+        if json:
+            self.stdout.write(dumps([describe(job) for job in jobs]))
+            return
         if not jobs:
             self.stdout.write("No jobs.")
             return
+        rows = [
+            {
+                "task id": str(job.id), "kind": job.kind, "what": job.label,
+                "owner": job.owner.get_username(), "state": job.state, "progress": progress(job),
+                "rate": f"{thousands(job.rate)}/s" if job.rate else "", "time": timing(job),
+                "created": timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M"),
+            }
+            for job in jobs
+        ]  # fmt: skip
+        # A terminal's width, else 100 columns (a pipe, a file): a row stays one line
+        # that fits, so scripts can cut and grep it; --json has everything in full.
+        width = shutil.get_terminal_size().columns if self.stdout.isatty() else WIDTH
+        columns, what_width = fit(rows, width)
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-        # The task id is what people copy into pause/resume/stop: never shortened.
-        table.add_column("task id", no_wrap=True, min_width=36)
-        for name in ("kind", "what", "owner", "state", "progress", "rate", "time", "created"):
-            table.add_column(name, no_wrap=name != "what", overflow="fold")
-        for job in jobs:
-            table.add_row(
-                str(job.id), job.kind, job.label, job.owner.get_username(), job.state,
-                progress(job), f"{thousands(job.rate)}/s" if job.rate else "",
-                timing(job), timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+        for name in columns:
+            # The task id is what people copy into pause/resume/stop: never shortened.
+            table.add_column(
+                name, no_wrap=True, overflow="ellipsis",
+                min_width=36 if name == "task id" else None,
+                max_width=what_width if name == "what" else None,
             )  # fmt: skip
+        for row in rows:
+            table.add_row(*(row[name] for name in columns))
         # Rendered to text first (rich writes in pieces, OutputWrapper adds line ends),
-        # without rich's padding to the full width. Into a pipe or a file, rows are
-        # never wrapped, so scripts can cut and grep them.
-        width = shutil.get_terminal_size().columns if self.stdout.isatty() else 1000
+        # without rich's padding to the full width.
         buffer = io.StringIO()
-        Console(file=buffer, width=max(width, 100), no_color=True, highlight=False).print(table)
+        Console(file=buffer, width=width, no_color=True, highlight=False).print(table)
         lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
         self.stdout.write("\n".join(line for line in lines if line))

@@ -1,4 +1,9 @@
-"""``collect export-responses [--email …] [--from …] [--to …] [--format F] [--wait] [--user U]``."""
+"""``collect export-responses [--email …] [--from …] [--to …] [--format F] [--wait] [--json]``.
+
+Without ``--wait`` it prints the task id alone (``ID=$(collect export-responses …)``);
+with it, a progress bar and then where the file went. Exit status 1 when the
+job fails or is stopped; ``--json`` prints the job as JSON instead.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.cli import describe, follow, job_owner
-from jobs.models import State
+from jobs.cli import follow, job_owner, page_url, report, started
+from jobs.formatting import duration, thousands
+from jobs.models import Job, State
 from responses import mail, policy
 from responses.forms import ExportForm
 from responses.services import responses_export_start
@@ -36,6 +42,7 @@ class Command(BaseCommand):
             help="csv (for Excel, the default), csv_raw, xlsx or geojson.",
         )
         parser.add_argument("--wait", action="store_true", help="Show progress until it ends.")
+        parser.add_argument("--json", action="store_true", help="Print the job as JSON.")
         parser.add_argument(
             "--user", default="", help="The job's owner (default: the first superuser)."
         )
@@ -49,6 +56,7 @@ class Command(BaseCommand):
         wait: bool,
         user: str,
         format: str,
+        json: bool,
         **opts: Any,
     ) -> None:
         owner = job_owner(user)
@@ -73,16 +81,27 @@ class Command(BaseCommand):
             raise CommandError(policy.NOT_ALLOWED) from None
         except (policy.RecipientRefused, policy.RecipientCapReached) as exc:
             raise CommandError(f"--email: {exc}") from None
-        self.stdout.write(f"Export queued: task id {job.id}")
         if not wait:
+            started(self, job, as_json=json, what="Export")
             return
         job = follow(job)
-        self.stdout.write(f"{job.id}: {job.state} ({job.processed} rows)")
-        if job.state == State.SUCCEEDED and job.result:
-            self.stdout.write(mail.delivery_text(job.result))
-        if job.error:
-            self.stderr.write(job.error)
-        if job.state != State.SUCCEEDED:
-            raise CommandError(
-                f"The export ended {job.state}: {describe(job)['error'] or 'no error given'}"
-            )
+        report(self, job, summary(job), as_json=json)
+
+
+def summary(job: Job) -> list[str]:
+    """What a person reads when the export ends: how many rows, and where the file went."""
+    if job.state == State.SUCCEEDED:
+        took = f" in {duration(job.run_seconds)}" if job.run_seconds else ""
+        lines = [f"Exported {thousands(job.processed)} responses{took}."]
+        if job.result:
+            lines.append(mail.delivery_text(job.result))
+        lines.append(f"The job and its file: {page_url(job)}")
+        return lines
+    if job.state == State.STOPPED:
+        return [
+            f"Stopped: the partial file ({thousands(job.processed)} rows) was deleted "
+            "and nothing was sent."
+        ]
+    if job.state == State.FAILED:
+        return [f"The export failed: {job.error or 'no reason was recorded.'}"]
+    return [f"The export goes on in the background: {page_url(job)}"]

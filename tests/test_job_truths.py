@@ -1,0 +1,146 @@
+"""What the job pages say matches what happened: finished jobs, undone writes, the check."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from jobs.models import Job, State
+from tests.test_import_helpers import fake_csv, start
+from tests.test_pages import make, text
+from tests.workers import wait_for, wait_state
+
+FINISHED = [State.SUCCEEDED, State.FAILED, State.STOPPED]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("state", "verb"), [(State.STOPPED, "Stopped"), (State.FAILED, "Failed")])
+def test_an_undone_job_says_nothing_was_kept(
+    browser_client: Client, user: User, state, verb
+) -> None:  # type: ignore[no-untyped-def]
+    job = make(user, state=state, processed=855_000, total=3_000_000, finished_at=timezone.now())
+    said = f"{verb}: 855,000 rows were written and removed; nothing was kept."
+    for url in (f"/tasks/{job.id}/", "/tasks/"):
+        page = text(browser_client.get(url))
+        assert said in page
+        assert "3,000,000" not in page
+    early = make(user, state=state, processed=0, total=None, finished_at=timezone.now())
+    assert f"{verb} before anything was written; nothing was kept." in text(
+        browser_client.get(f"/tasks/{early.id}/")
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("state", FINISHED)
+def test_a_finished_job_offers_no_control_and_its_stop_page_says_so(
+    browser_client: Client, user: User, state: str
+) -> None:
+    job = make(user, state=state, processed=10, total=10, finished_at=timezone.now())
+    html = browser_client.get(f"/tasks/{job.id}/").content.decode()
+    for button in ("Pause", "Resume", "Stop"):
+        assert f'id="{button.lower()}-{job.id}"' not in html
+    # Too short to chart, and it will never be longer: no promise of a chart.
+    page = text(html)
+    assert "The chart appears" not in page
+    assert "The job ran too briefly to chart." in page
+
+    stop = browser_client.get(f"/stop_task/{job.id}")
+    assert stop.status_code == 200
+    said = text(stop)
+    assert "This job has already finished" in said
+    why = {
+        State.SUCCEEDED: "This job has already succeeded; there is nothing to stop.",
+        State.FAILED: "This job has already failed; there is nothing to stop.",
+        State.STOPPED: "This job has already been stopped; there is nothing to stop.",
+    }[State(state)]
+    assert why in said
+    assert "Stop the job" not in said
+    assert "removes everything" not in said
+    job.refresh_from_db()
+    assert job.state == state
+
+
+@pytest.mark.django_db
+def test_confirmation_pages_offer_only_changes_that_do_something(
+    browser_client: Client, user: User
+) -> None:
+    stopping = make(user, state=State.STOPPING)
+    page = text(browser_client.get(f"/stop_task/{stopping.id}"))
+    assert "This job is already being stopped; there is nothing to stop." in page
+    assert "Stop the job" not in page
+    paused = make(user, state=State.PAUSED)
+    page = text(browser_client.get(f"/tasks/{paused.id}/pause/"))
+    assert "This job is already paused; there is nothing to pause." in page
+    assert "Resume the job" in text(browser_client.get(f"/tasks/{paused.id}/resume/"))
+    running = make(user, state=State.RUNNING)
+    assert "Stop the job" in text(browser_client.get(f"/stop_task/{running.id}"))
+
+
+@pytest.mark.django_db
+def test_messages_are_events_with_their_time(browser_client: Client, user: User) -> None:
+    job = make(user, label="big.csv")
+    page = text(browser_client.post(f"/tasks/{job.id}/pause/", follow=True))
+    # The live part says "pausing" now and "paused" later; the message stays true either way.
+    assert re.search(r"At \d\d:\d\d:\d\d you asked to pause “big.csv”", page)
+    assert "Pausing “" not in page
+
+
+@pytest.mark.django_db
+def test_the_check_shows_its_own_progress(browser_client: Client, user: User) -> None:
+    checking = {"done": 4_000_000, "total": 10_000_000, "unit": "bytes", "rate": 2_000_000}
+    job = make(user, kind="import_teams", total=None, processed=0, checking=checking)
+    page = text(browser_client.get(f"/tasks/{job.id}/fragment/"))
+    assert "checking the file: 40% · 3.8 MB of 9.5 MB checked" in page
+    assert "Checking at 1.9 MB/s Time left to check about 3 s" in page
+    assert "counting the rows" not in page
+    rows = make(
+        user, total=None, checking={"done": 1_200, "total": 9_000, "unit": "rows", "rate": 400}
+    )
+    page = text(browser_client.get(f"/tasks/{rows.id}/fragment/"))
+    assert "checking the file: 13.3% · 1,200 of 9,000 rows checked" in page
+    assert "Checking at 400 rows/s Time left to check about 20 s" in page
+
+
+@pytest.mark.django_db
+def test_a_finished_import_links_the_teams_it_added(browser_client: Client, user: User) -> None:
+    job = make(user, kind="import_teams", state=State.SUCCEEDED, processed=3, total=3,
+               result={"imported": 3, "skipped": 1}, finished_at=timezone.now())  # fmt: skip
+    html = browser_client.get(f"/tasks/{job.id}/").content.decode()
+    assert f'<a href="/teams/?job={job.id}">See the 3 teams this job created</a>' in html
+
+
+@pytest.mark.django_db
+def test_an_export_says_where_its_file_goes(browser_client: Client, user: User) -> None:
+    params = {"email": "alice@example.com", "from": "", "to": ""}
+    running = make(user, kind="export_responses", params=params)
+    assert "When the file is ready it is e-mailed to alice@example.com" in text(
+        browser_client.get(f"/tasks/{running.id}/")
+    )
+    stopped = make(user, kind="export_responses", params=params, state=State.STOPPED)
+    assert (
+        "Nothing was sent to alice@example.com: the export was stopped and its unfinished "
+        "file deleted." in text(browser_client.get(f"/tasks/{stopped.id}/"))
+    )
+
+
+@pytest.mark.servers
+def test_a_real_check_reports_bytes_and_speed_while_it_runs(
+    worker, user: User, tmp_path, client: Client
+) -> None:  # type: ignore[no-untyped-def]
+    path = fake_csv(tmp_path, 200_000, seed=5)
+    job = start(user, path)
+
+    def checking() -> Job | None:
+        row = Job.objects.get(id=job.id)
+        return row if row.total is None and (row.checking or {}).get("rate") else None
+
+    seen = wait_for(checking, timeout=60)
+    assert seen.checking["total"] == path.stat().st_size
+    assert seen.checking["unit"] == "bytes"
+    assert 0 < seen.checking["done"] < seen.checking["total"]
+    done = wait_state(job, State.SUCCEEDED, timeout=180)
+    assert done.total == 200_000
