@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,65 @@ def shared_worker(
     holder = _SharedWorker(worker_log_dir)
     yield holder
     holder.stop()
+
+
+def _commits_without_a_worker(request: pytest.FixtureRequest) -> bool:
+    """Whether the test commits its data (so a worker could see it) yet asked for no worker."""
+    names = set(request.fixturenames)
+    if names & {"worker", "make_worker"}:
+        return False
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker is not None and (
+        marker.kwargs.get("transaction") or (len(marker.args) > 0 and marker.args[0])
+    )
+    return bool(transactional or names & {"transactional_db", "live_server"})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_a_deadlock() -> Iterator[None]:
+    """Empty the database after a transactional test again if PostgreSQL ends it as a deadlock.
+
+    pytest-django empties the database with one ``TRUNCATE`` of every table,
+    in an order that changes from run to run (Django builds the list from a
+    set). A worker process finishing a job at that moment holds one table's
+    rows and wants another's, so the server may end the ``TRUNCATE`` as a
+    deadlock (SQLSTATE 40P01); the next test then finds the last one's data.
+    Production never empties tables under a worker: this is the harness's.
+    """
+    from django.db import OperationalError
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    original = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self: BaseDatabaseOperations, sql_list: list[str]) -> None:
+        for attempt in range(5):
+            try:
+                return original(self, sql_list)
+            except OperationalError as exc:
+                if "deadlock" not in str(exc).lower() or attempt == 4:
+                    raise
+                time.sleep(0.2)
+
+    BaseDatabaseOperations.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign]
+    yield
+    BaseDatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_worker(request: pytest.FixtureRequest) -> None:
+    """Keep the shared worker away from a test that commits jobs but wants no worker.
+
+    Such a test (racing state changes, say) leaves jobs a worker would pick up:
+    the shared worker, still running from an earlier test, ran their undo while
+    the database was being emptied after the test, and PostgreSQL ended the
+    ``TRUNCATE`` as a deadlock (the undo held the job row and wanted
+    ``jobs_countrow``, which the ``TRUNCATE`` held). Stopping it here costs
+    the next test that needs a worker a start (~2 s).
+    """
+    if _commits_without_a_worker(request):
+        holder = request.getfixturevalue("shared_worker")
+        if holder.worker is not None:
+            holder.stop()
 
 
 def _settle_jobs() -> None:
