@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -177,17 +178,27 @@ def job_pause(*, job: Job, by: Any = None) -> Job:
     A job made of parts pauses every part and is paused once none runs
     (``jobs.parts``); asked of a part, it pauses the whole job.
     """
+    return _change_whole(job, _pause_one, AuditAction.PAUSE, by)
+
+
+def _change_whole(job: Job, change: Callable[[Job], Job], action: AuditAction, by: Any) -> Job:
+    """Apply ``change`` (pause or stop) to the job a person controls, and to each of its parts.
+
+    ``change`` takes one job row and returns it refreshed, or raises
+    ``JobStateError`` when its state does not allow it; that error on the
+    whole job reaches the caller, while a part that has already ended is
+    left as it is. The whole job then settles from its parts' states
+    (``jobs.parts.settle``); the request is logged and audited once.
+    """
     from jobs import parts
 
-    job = _pause_one(_whole(job))
+    job = change(_whole(job))
     if job.has_parts:
-        for part in parts.parts_of(job):
-            with contextlib.suppress(JobStateError):  # a part that has already ended
-                _pause_one(part)
+        _change_parts(job, change)
         parts.settle(job.id)
         job.refresh_from_db()
-    log.info("job %s pause requested by %s: now %s", job.id, by, job.state)
-    audit.record(AuditAction.PAUSE, user=by, job_id=job.id, detail=f"now {job.state}")
+    log.info("job %s %s requested by %s: now %s", job.id, action.value, by, job.state)
+    audit.record(action, user=by, job_id=job.id, detail=f"now {job.state}")
     return job
 
 
@@ -274,26 +285,22 @@ def job_stop(*, job: Job, by: Any = None) -> Job:
     every part and is undone once all have ended (``jobs.parts``); asked of a
     part, it stops the whole job.
     """
-    from jobs import parts
-
-    job = _stop_one(_whole(job))
-    if job.has_parts:
-        stop_parts(job)
-        parts.settle(job.id)
-        job.refresh_from_db()
-    log.info("job %s stop requested by %s: now %s", job.id, by, job.state)
-    audit.record(AuditAction.STOP, user=by, job_id=job.id, detail=f"now {job.state}")
-    return job
+    return _change_whole(job, _stop_one, AuditAction.STOP, by)
 
 
 def stop_parts(job: Job) -> None:
     """Ask every part of ``job`` that has not ended to stop (``jobs.parts``)."""
+    _change_parts(job, _stop_one)
+
+
+def _change_parts(job: Job, change: Callable[[Job], Job]) -> None:
+    """Apply ``change`` to each part of ``job`` not yet ended (one that ends meanwhile stays)."""
     from jobs import parts
 
     for part in parts.parts_of(job):
         if part.state not in TERMINAL:
             with contextlib.suppress(JobStateError):  # it ended meanwhile
-                _stop_one(part)
+                change(part)
 
 
 def _stop_one(job: Job) -> Job:
