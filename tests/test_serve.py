@@ -106,6 +106,31 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
         ).stdout  # fmt: skip
         assert json.loads(listed)[0]["url"] == f"http://127.0.0.1:{port}/tasks/{task_id}/"
         assert password  # printed once, for the person who started it
+
+        # A worker killed (out of memory, a stray kill) is started again; the site stays up.
+        def workers() -> list[int]:
+            found = subprocess.run(
+                ["pgrep", "-P", str(proc.pid), "-f", "celery -A collect"],
+                capture_output=True, text=True, check=False,
+            ).stdout.split()  # fmt: skip
+            return [int(pid) for pid in found]
+
+        (first,) = workers()
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: "starting a new one" in log.read_text(), timeout=30, what="a restart")
+        wait_for(lambda: (w := workers()) and w != [first], timeout=30, what="a new worker")
+        assert proc.poll() is None, log.read_text()
+        assert get(f"http://127.0.0.1:{port}/accounts/login/")[0] == 200
+        created = subprocess.run(
+            [sys.executable, "-m", "collect", "shell", "-c",
+             "from django.contrib.auth.models import User; from jobs.services import job_create;"
+             f"print(job_create(kind='count', owner=User.objects.get(username='{username}'),"
+             "params={'n': 50, 'batch': 10}).id)"],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        task_id = re.findall(r"[0-9a-f-]{36}", created)[-1]
+        job = wait_for(done, timeout=90, interval=0.2)
+        assert (job["processed"], job["total"]) == (50, 50)
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         try:

@@ -4,7 +4,9 @@ Migrates the database, checks that the port is free, runs the web server and a
 Celery worker, and once the web server answers creates an admin user on the
 first start and prints a box with the address and the admin login (the
 password only then, once; ``collect reset-admin-password`` makes a new one).
-Runs until Ctrl-C; exits non-zero if either process dies on its own.
+Runs until Ctrl-C. A worker that dies on its own is started again (its jobs
+continue from their checkpoints when their lease runs out); the command exits
+non-zero if the web server dies, or the worker dies 5 times within a minute.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from rich.panel import Panel
 
 # How long the web server may take to answer its first connection.
 START_TIMEOUT_SECONDS = 90
+# A worker that dies is started again, unless it died this often within this window.
+WORKER_RESTARTS_MAX = 5
+WORKER_RESTART_WINDOW_SECONDS = 60
 
 
 def split_bind(bind: str) -> tuple[str, int]:
@@ -91,20 +96,12 @@ class Command(BaseCommand):
         ensure_port_free(bind)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLLECT_DATA_DIR": str(settings.DATA_DIR)}
         web = subprocess.Popen([sys.executable, "-m", "collect", "web", "--bind", bind], env=env)
-        worker = subprocess.Popen(
-            # Without Celery's 30-line banner, which would push the login box off the screen.
-            [
-                sys.executable,
-                "-m",
-                "collect",
-                "worker",
-                "--quiet",
-                "--concurrency",
-                str(concurrency),
-            ],
-            env=env,
-        )
+        # Without Celery's 30-line banner, which would push the login box off the screen.
+        worker_command = [sys.executable, "-m", "collect", "worker", "--quiet"]
+        worker_command += ["--concurrency", str(concurrency)]
+        worker = subprocess.Popen(worker_command, env=env)
         children = [web, worker]
+        restarts: list[float] = []  # when the worker was started again, monotonic seconds
         stopping = False
 
         def shutdown(signum: int, _frame: Any) -> None:
@@ -117,6 +114,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, shutdown)
         signal.signal(signal.SIGTERM, shutdown)
         failed = ""
+        started = False
         try:
             deadline = time.monotonic() + START_TIMEOUT_SECONDS
             while not answers(bind) and not stopping:
@@ -131,11 +129,35 @@ class Command(BaseCommand):
                 # Only now: a start that fails before this point creates no admin, so
                 # no password is made that nobody saw; the next start makes it.
                 self.banner(bind, self.ensure_admin())
+                started = True
                 if not os.environ.get("COLLECT_SITE_URL"):
                     # So that `collect import-teams …` run beside it prints links that work.
                     settings.SITE_URL_FILE.write_text(site_url(bind) + "\n", encoding="utf-8")
-            while not failed and all(child.poll() is None for child in children):
+            while started and not failed and not stopping:
                 time.sleep(0.5)
+                if stopping or web.poll() is not None:
+                    break
+                if worker.poll() is None:
+                    continue
+                # A worker that died (killed, out of memory) is started again, as a
+                # process supervisor would; its jobs continue from their checkpoints
+                # once their lease runs out. One that keeps dying is a real fault.
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < WORKER_RESTART_WINDOW_SECONDS]
+                if len(restarts) >= WORKER_RESTARTS_MAX:
+                    failed = f"The worker stopped {len(restarts) + 1} times within "
+                    failed += f"{WORKER_RESTART_WINDOW_SECONDS} s (last exit code "
+                    failed += f"{worker.returncode}); see the lines above."
+                    break
+                restarts.append(now)
+                lease = settings.COLLECT_JOB_LEASE_SECONDS
+                self.stderr.write(
+                    f"The worker stopped on its own (exit code {worker.returncode}); "
+                    f"starting a new one. A job it was running continues from its last "
+                    f"checkpoint within {lease:g} s."
+                )
+                worker = subprocess.Popen(worker_command, env=env)
+                children[1] = worker
             dead = [c for c in children if c.poll() is not None]
             if dead and not stopping and not failed:
                 name = "web server" if dead[0] is web else "worker"
