@@ -19,6 +19,7 @@ BENCHES = [
     ("bench_import.py", os.environ.get("BENCH_IMPORT_ROWS", "100000").split(",")),
     ("bench_upsert.py", os.environ.get("BENCH_UPSERT_ROWS", "100000").split(",")),
     ("bench_export.py", os.environ.get("BENCH_EXPORT_ROWS", "100000").split(",")),
+    ("bench_rollback.py", [os.environ.get("BENCH_ROLLBACK_ROWS", "200000")]),
     ("bench_polling.py", os.environ.get("BENCH_POLLERS", "20 15 4").split()),
     ("bench_slow_clients.py", os.environ.get("BENCH_SLOW_CLIENTS", "40 10 5").split()),
     ("bench_pages.py", [os.environ.get("BENCH_PAGES_ROWS", "1000000")]),
