@@ -144,3 +144,33 @@ def test_a_real_check_reports_bytes_and_speed_while_it_runs(
     assert 0 < seen.checking["done"] < seen.checking["total"]
     done = wait_state(job, State.SUCCEEDED, timeout=180)
     assert done.total == 200_000
+
+
+@pytest.mark.django_db
+def test_a_job_whose_worker_fell_silent_says_so_and_when_another_carries_on(
+    browser_client: Client, user: User, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """A killed worker's job is not shown as happily running until its lease runs out."""
+    from datetime import timedelta
+
+    settings.COLLECT_JOB_LEASE_SECONDS = 30
+    now = timezone.now()
+    job = make(user, state=State.RUNNING, worker="celery@host-a", processed=500, total=1000)
+    Job.objects.filter(id=job.id).update(lease_expires_at=now + timedelta(seconds=30))
+    assert "No news" not in text(browser_client.get(f"/tasks/{job.id}/"))
+
+    Job.objects.filter(id=job.id).update(
+        updated_at=now - timedelta(seconds=20), lease_expires_at=now + timedelta(seconds=10)
+    )
+    page = text(browser_client.get(f"/tasks/{job.id}/"))
+    assert "No news from its worker (celery@host-a) for 20 s." in page, page
+    assert "another one carries on from the last saved batch after" in page
+
+    Job.objects.filter(id=job.id).update(
+        updated_at=now - timedelta(seconds=45), lease_expires_at=now - timedelta(seconds=15)
+    )
+    page = text(browser_client.get(f"/tasks/{job.id}/"))
+    assert "for 45 s. Its lease has run out: the next free worker carries on" in page, page
+    # A paused job has no worker to hear from.
+    Job.objects.filter(id=job.id).update(state=State.PAUSED, updated_at=now - timedelta(hours=1))
+    assert "No news" not in text(browser_client.get(f"/tasks/{job.id}/"))
