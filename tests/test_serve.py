@@ -82,14 +82,20 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
             [sys.executable, "-m", "collect", "drf_create_token", username],
             cwd=ROOT, env=env, capture_output=True, text=True, check=True,
         ).stdout.split()[2]  # fmt: skip
-        created = subprocess.run(
-            [sys.executable, "-m", "collect", "shell", "-c",
-             "from django.contrib.auth.models import User; from jobs.services import job_create;"
-             f"print(job_create(kind='count', owner=User.objects.get(username='{username}'),"
-             "params={'n': 100, 'batch': 10}).id)"],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        task_id = re.findall(r"[0-9a-f-]{36}", created)[-1]
+
+        def count_job(n: int) -> str:
+            """Start a ``count`` job of ``n`` rows from the command line; its task id."""
+            created = subprocess.run(
+                [sys.executable, "-m", "collect", "shell", "-c",
+                 "from django.contrib.auth.models import User; "
+                 "from jobs.services import job_create; "
+                 f"print(job_create(kind='count', owner=User.objects.get(username='{username}'),"
+                 f"params={{'n': {n}, 'batch': 10}}).id)"],
+                cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            return str(re.findall(r"[0-9a-f-]{36}", created)[-1])
+
+        task_id = count_job(100)
 
         def done() -> dict | None:
             status, body = get(f"http://127.0.0.1:{port}/api/tasks/{task_id}/", token)
@@ -121,14 +127,7 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
         wait_for(lambda: (w := workers()) and w != [first], timeout=30, what="a new worker")
         assert proc.poll() is None, log.read_text()
         assert get(f"http://127.0.0.1:{port}/accounts/login/")[0] == 200
-        created = subprocess.run(
-            [sys.executable, "-m", "collect", "shell", "-c",
-             "from django.contrib.auth.models import User; from jobs.services import job_create;"
-             f"print(job_create(kind='count', owner=User.objects.get(username='{username}'),"
-             "params={'n': 50, 'batch': 10}).id)"],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        task_id = re.findall(r"[0-9a-f-]{36}", created)[-1]
+        task_id = count_job(50)
         job = wait_for(done, timeout=90, interval=0.2)
         assert (job["processed"], job["total"]) == (50, 50)
     finally:
