@@ -412,3 +412,22 @@ def test_an_unknown_encoding_is_refused_before_anything_is_stored(api):  # type:
         "detected, or give one such as utf-8, cp1252 (Windows Western), cp1251, latin-1."
     }
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "written_as", "read_as"),
+    [
+        # charset-normalizer ranks Big5 first here: "S緌 Paulo,A誽o,Jo緌".
+        ("name,description,manager,members\nSão Paulo,Ação,João,\n", "cp1252", "cp1252"),
+        ("name\nCoração,Açúcar\n", "cp1252", "cp1252"),
+        ("name,description\n東京チーム,営業部のチームです,田中\n", "shift_jis", "cp932"),
+        ("name\n台北隊,業務部\n", "big5", "big5"),
+        ("name\nСевер,Команда севера\n", "cp1251", "cp1251"),  # noqa: RUF001
+    ],
+)
+def test_short_accented_latin_text_is_not_taken_for_another_script(
+    text: str, written_as: str, read_as: str
+) -> None:
+    from teams.readers.encodings import detect
+
+    assert detect(text.encode(written_as)) == read_as

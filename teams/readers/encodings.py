@@ -107,7 +107,7 @@ def detect(sample: bytes) -> str:
     if guess.startswith(CYRILLIC):
         candidates = {match.encoding for match in results}
         return "cp1251" if "cp1251" in candidates or _decodes(sample, "cp1251") else guess
-    if guess.startswith(OTHER_SCRIPTS):
+    if guess.startswith(OTHER_SCRIPTS) and not _latin_in_disguise(sample, guess):
         return guess
     if _has_utf8_sequences(sample):
         return "utf-8"
@@ -123,6 +123,32 @@ def _utf8_shaped(sample: bytes) -> bool:
     """
     runs = re.findall(rb"[\x80-\xff]+", sample)
     return bool(runs) and all(re.fullmatch(rb"(?:[\xc0-\xff][\x80-\xbf]+)+", r) for r in runs)
+
+
+def _latin_in_disguise(sample: bytes, guess: str) -> bool:
+    """Whether a non-Latin guess is really accented Latin text (Windows-1252).
+
+    On a short file, charset-normalizer may read ``São Paulo,Ação`` in
+    Windows-1252 as Big5 (``S緌 Paulo,A誽o``): two accented letters make one
+    ideograph. Real text in another script has its letters next to each
+    other; here the "ideographs" sit inside Latin words. So: when at least
+    half of the characters the guess decodes outside ASCII touch an ASCII
+    letter, and Windows-1252 decodes the bytes to letters, it is Windows-1252.
+    """
+    if not _decodes(sample, WESTERN):
+        return False
+    text = sample.decode(guess, "replace")
+    others = [i for i, ch in enumerate(text) if ch > "\x7f"]
+    if not others:
+        return False
+
+    def ascii_letter(i: int) -> bool:
+        return 0 <= i < len(text) and text[i].isascii() and text[i].isalpha()
+
+    glued = sum(ascii_letter(i - 1) or ascii_letter(i + 1) for i in others)
+    western = [ch for ch in sample.decode(WESTERN) if ch > "\x7f"]
+    letters = sum(ch.isalpha() for ch in western)
+    return glued * 2 >= len(others) and letters * 5 >= len(western) * 4
 
 
 def _decodes(sample: bytes, codec: str) -> bool:
