@@ -173,3 +173,30 @@ def test_the_pages_say_what_an_upsert_did_and_undid(worker, user, other_user, cl
     client.force_login(user)
     assert expected in text(client.get(job.get_absolute_url()).content.decode())
     assert Team.objects.filter(job=job).count() == 0
+
+
+def test_a_dry_run_with_skipped_rows_does_not_call_them_stored(
+    worker, user, client, tmp_path, capsys
+):  # type: ignore[no-untyped-def]
+    wait_state(start(user, write_rows(tmp_path / "a.csv", [("A", "old", "", "")])), State.SUCCEEDED)
+    # "B" twice in the file: both rows are left out (a key must name one row).
+    path = write_rows(
+        tmp_path / "b.csv", [("A", "old", "", ""), ("B", "1", "", ""), ("B", "2", "", "")]
+    )
+    dry = wait_state(
+        start(user, path, mode="upsert", dry_run=True, on_error="skip"), State.SUCCEEDED
+    )
+    assert (dry.result["unchanged"], dry.result["skipped"]) == (1, 2)
+    said = (
+        "Nothing to change in the rows that can be imported; 2 rows could not be and would be "
+        "left out (see the problems)."
+    )
+    client.force_login(user)
+    page = text(client.get(dry.get_absolute_url()).content.decode())
+    assert said in page
+    assert "every row is already stored" not in page
+    call_command(
+        "import-teams", str(path), "--mode", "upsert", "--dry-run", "--wait", "--on-error",
+        "skip", "--user", "alice",
+    )  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[-1] == said

@@ -135,6 +135,17 @@ class Command(BaseCommand):
         report(self, job, summary(job, on_error=on_error), as_json=json)
 
 
+def nothing_to_change(result: dict) -> str:
+    """What a dry run that found no change says; skipped rows are named, not called stored."""
+    skipped = int(result.get("skipped", 0))
+    if not skipped:
+        return "Nothing to change: every row is already stored as it is in the file."
+    return (
+        f"Nothing to change in the rows that can be imported; {plural(skipped, 'row')} "
+        "could not be and would be left out (see the problems)."
+    )
+
+
 def summary(job: Job, *, on_error: str) -> list[str]:
     """What a person reads when the import ends: counts, then where to look next."""
     result = job.result or {}
@@ -142,7 +153,7 @@ def summary(job: Job, *, on_error: str) -> list[str]:
         if result.get("created") or result.get("updated"):
             last = f"Import these changes from the job page: {page_url(job)}"
         else:
-            last = "Nothing to change: every row is already stored as it is in the file."
+            last = nothing_to_change(result)
         return [
             "Dry run, nothing was written. " + changes_lines(result)[0],
             *changes_lines(result)[1:],
