@@ -130,9 +130,26 @@ class Job(models.Model):
     def eta_seconds(self) -> float | None:
         if self.state not in {State.RUNNING, State.QUEUED, State.PAUSING} or not self.total:
             return None
-        if self.rate <= 0:
+        if self.rate <= 0 or self.silent_seconds is not None:
             return None
         return round(max(0, self.total - self.processed) / self.rate, 1)
+
+    @property
+    def silent_seconds(self) -> float | None:
+        """Seconds without news from the worker running this job, once that looks wrong; else None.
+
+        A running worker renews its lease (and so ``updated_at``) at least once a
+        second during long steps and with every batch (``jobs.engine``). No news
+        for half a lease (``COLLECT_JOB_LEASE_SECONDS``, at least 5 s) means the
+        worker was probably killed or frozen; its speed and time left then mean
+        nothing. A job made of parts is run by its parts' workers: never silent.
+        """
+        if self.state not in {State.RUNNING, State.PAUSING, State.STOPPING} or not self.worker:
+            return None
+        if self.has_parts or self.updated_at is None:
+            return None
+        silent = (timezone.now() - self.updated_at).total_seconds()
+        return silent if silent >= max(5.0, settings.COLLECT_JOB_LEASE_SECONDS / 2) else None
 
     @property
     def has_parts(self) -> bool:

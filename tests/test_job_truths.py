@@ -164,7 +164,14 @@ def test_a_job_whose_worker_fell_silent_says_so_and_when_another_carries_on(
     )
     page = text(browser_client.get(f"/tasks/{job.id}/"))
     assert "No news from its worker (celery@host-a) for 20 s." in page, page
-    assert "another one carries on from the last saved batch after" in page
+    assert "another one carries on from the last saved batch soon after" in page
+    # Its last speed is not its speed now.
+    Job.objects.filter(id=job.id).update(rate=100.0, updated_at=now - timedelta(seconds=20))
+    page = text(browser_client.get(f"/tasks/{job.id}/"))
+    assert "100 rows/s" not in page and "Time left" not in page, page
+    listed = text(browser_client.get("/tasks/"))
+    assert "100 rows/s" not in listed and " left" not in listed, listed
+    assert "no news from its worker for 20 s" in listed, listed
 
     Job.objects.filter(id=job.id).update(
         updated_at=now - timedelta(seconds=45), lease_expires_at=now - timedelta(seconds=15)

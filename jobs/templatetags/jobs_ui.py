@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from django import template
-from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -15,7 +14,7 @@ from django.utils.safestring import SafeString
 from jobs import formatting
 from jobs.formatting import duration, thousands
 from jobs.kinds import kinds
-from jobs.models import Job, State
+from jobs.models import Job
 from jobs.retention import files_deleted_message
 
 register = template.Library()
@@ -169,30 +168,16 @@ def when(moment: datetime | None) -> str:
 
 @register.filter
 def worker_silence(job: Job) -> str:
-    """A sentence when the worker running ``job`` has not been heard from for a while, else "".
-
-    A running worker renews its lease (and so ``updated_at``) at least once a
-    second during long steps and with every batch (``jobs.engine``). No news
-    for half a lease (``COLLECT_JOB_LEASE_SECONDS``) means the worker was
-    probably killed or frozen: the page says so and when another worker
-    takes the job over, instead of showing a running job that is not. A job
-    made of parts is run by its parts' workers and is never "silent" itself.
-    """
-    if job.state not in {State.RUNNING, State.PAUSING, State.STOPPING} or not job.worker:
-        return ""
-    if job.has_parts or job.updated_at is None:
-        return ""
-    now = timezone.now()
-    lease = settings.COLLECT_JOB_LEASE_SECONDS
-    silent = (now - job.updated_at).total_seconds()
-    if silent < max(5.0, lease / 2):
+    """A sentence when the worker running ``job`` went silent (``Job.silent_seconds``), else ""."""
+    silent = job.silent_seconds
+    if silent is None:
         return ""
     said = f"No news from its worker ({job.worker}) for {duration(silent)}. "
     expires = job.lease_expires_at
-    if expires is not None and expires > now:
+    if expires is not None and expires > timezone.now():
         return said + (
             f"If that worker has stopped, another one carries on from the last saved "
-            f"batch after {when(expires)}, when its lease runs out."
+            f"batch soon after {when(expires)}, when its lease runs out."
         )
     return said + (
         "Its lease has run out: the next free worker carries on from the last saved batch."

@@ -154,7 +154,7 @@ class Command(BaseCommand):
                 self.stderr.write(
                     f"The worker stopped on its own (exit code {worker.returncode}); "
                     f"starting a new one. A job it was running continues from its last "
-                    f"checkpoint within {lease:g} s."
+                    f"checkpoint once its lease runs out (about {lease:g} s)."
                 )
                 worker = subprocess.Popen(worker_command, env=env)
                 children[1] = worker
