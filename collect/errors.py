@@ -16,6 +16,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from jobs.web import wants_json
+
 # What templates/404.html says too.
 NOT_FOUND = (
     "There is nothing at this address, or it belongs to someone else. Check the task id: "
@@ -26,10 +28,12 @@ GENERIC = re.compile(r"(Not found\.|No \w+ matches the given query\.)?")
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Django's 404 handler: JSON ``{"detail": NOT_FOUND}`` under /api/, else the 404 page."""
+    """Django's 404 handler: JSON ``{"detail": NOT_FOUND}`` for /api/ and scripts, else HTML."""
     # A path under /api/ that matches no route (e.g. a task id that is not a UUID)
     # answers like every other API 404, so a client parses one format.
-    if request.path.startswith("/api/"):
+    # So does any address asked by a script (a token, or JSON asked for): the seed's
+    # scripts call /stop_task/<id> with whatever id they hold.
+    if request.path.startswith("/api/") or wants_json(request):
         return JsonResponse({"detail": NOT_FOUND}, status=404)
     return defaults.page_not_found(request, exception)
 

@@ -130,6 +130,14 @@ def _context(user: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
+# What a script's GET of the upload page answers (405: only POST acts here).
+SCRIPT_GET = (
+    'This address takes an upload: POST the file as the multipart field "file" '
+    "(options: on_error, encoding, sheet, mode, key, dry_run, parallelism). "
+    "The same is POST /api/imports/teams/; GET /api/tasks/ lists your jobs."
+)
+
+
 def _headers_want_json(request: Any) -> bool:
     """JSON or not, judged on headers alone (the body may not be read yet)."""
     meta = request.META
@@ -172,7 +180,9 @@ class ImportTeamsView(_StartImport, PageOrJsonView):
     parser_classes = [MultiPartParser, FormParser]
     schema = None  # a page: the API has POST /api/imports/teams/
 
-    def get(self, request: Request) -> HttpResponse:
+    def get(self, request: Request) -> HttpResponseBase:
+        if self.json(request):  # a script: there is no page for it here
+            return Response({"detail": SCRIPT_GET}, status=status.HTTP_405_METHOD_NOT_ALLOWED)
         return render(request._request, "teams/import.html", _context(request.user))
 
     def post(self, request: Request) -> HttpResponseBase:

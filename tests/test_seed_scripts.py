@@ -71,3 +71,25 @@ def test_a_cookie_get_changes_nothing(user) -> None:  # type: ignore[no-untyped-
     # The same with a JSON Accept header but no token: still only the page.
     assert browser.get(SEED_EXPORT, HTTP_ACCEPT="application/json").status_code == 200
     assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_script_gets_json_where_a_browser_gets_a_page(user) -> None:  # type: ignore[no-untyped-def]
+    """A token client never receives an HTML page: a bad task id, the upload page's GET."""
+    from collect.errors import NOT_FOUND
+
+    client = script(user)
+    for path in ("/stop_task/not-a-uuid", "/tasks/not-a-uuid/", "/no/such/page/"):
+        answer = client.get(path)
+        assert answer.status_code == 404, path
+        assert answer["Content-Type"] == "application/json", path
+        assert answer.json() == {"detail": NOT_FOUND}, path
+    upload_page = client.get("/import_teams/")
+    assert upload_page.status_code == 405 and "POST" in upload_page["Allow"]
+    assert upload_page.json()["detail"].startswith(
+        'This address takes an upload: POST the file as the multipart field "file"'
+    )
+    browser = Client()
+    browser.force_login(user)
+    assert "text/html" in browser.get("/stop_task/not-a-uuid")["Content-Type"]
+    assert "<form" in browser.get("/import_teams/").content.decode()
