@@ -53,6 +53,22 @@ def test_jobs_lists_jobs_newest_first_as_a_table(two_jobs) -> None:  # type: ign
     ]  # fmt: skip
 
 
+@pytest.mark.django_db
+def test_jobs_says_a_stopped_job_kept_nothing_and_a_check_its_progress(user) -> None:  # type: ignore[no-untyped-def]
+    from jobs.management.commands.jobs import progress
+
+    stopped = Job(
+        kind="import_teams", owner=user, state=State.STOPPED, processed=15_000, total=20_000
+    )
+    assert progress(stopped) == "15,000 removed"
+    assert progress(Job(kind="import_teams", owner=user, state=State.FAILED)) == "nothing written"
+    checking = Job(
+        kind="import_teams", owner=user, state=State.PAUSED,
+        checking={"done": 250, "total": 1000, "unit": "bytes"},
+    )  # fmt: skip
+    assert progress(checking) == "checking 25%"
+
+
 def test_jobs_shows_every_column_where_they_fit() -> None:
     row = {
         "task id": str(EXPORT_ID), "kind": "export_responses", "what": "Responses 2030",

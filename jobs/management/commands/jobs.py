@@ -20,7 +20,18 @@ from jobs.models import Job, State
 
 
 def progress(job: Job) -> str:
+    """The progress column: rows done of the total, as the job page says it.
+
+    A stopped or failed job undid what it wrote, so it says what was removed,
+    not "15,000/20,000 (75.0%)"; a job still checking its file shows that.
+    """
+    if job.state in {State.STOPPED, State.FAILED}:
+        return f"{thousands(job.processed)} removed" if job.processed else "nothing written"
     if job.total is None:
+        checking = job.checking or {}
+        if checking.get("total"):
+            done = 100 * float(checking.get("done", 0)) / float(checking["total"])
+            return f"checking {done:.0f}%"
         return thousands(job.processed)
     return f"{thousands(job.processed)}/{thousands(job.total)} ({job.percent:.1f}%)"
 
