@@ -268,10 +268,15 @@ def _fit(record: Record, fields: list[str], layout: Layout) -> tuple[list[str], 
         return fields + [""] * (width - len(fields)), None
     n = len(fields)
     named = ", ".join(n for n in layout.names if n)
-    message = (
-        f"The row has {n} field{'' if n == 1 else 's'}; expected {width} ({named}). "
-        f"{layout.split_hint}"
+    # Too many fields: a value holding the separator was not quoted. Too few: cells
+    # are missing, and quoting has nothing to do with it.
+    missing = ", ".join(name for name in layout.names[n:] if name)
+    hint = (
+        layout.split_hint
+        if n > width
+        else f"Fill in the missing values ({missing}), or leave them empty: one separator for each."
     )
+    message = f"The row has {n} field{'' if n == 1 else 's'}; expected {width} ({named}). {hint}"
     value = _shown(",".join(record.fields))
     return fields, Problem(record.row, "", value, message)
 

@@ -117,8 +117,8 @@ ROW_CASES = {
         b"A,d,m\n",
         "",
         "A,d,m",
-        "The row has 3 fields; expected 4 (name, description, manager, members). Quote "
-        "fields that contain commas.",
+        "The row has 3 fields; expected 4 (name, description, manager, members). Fill in the "
+        "missing values (members), or leave them empty: one separator for each.",
     ),
     "too many fields": (
         b"A,d,m,x,y\n",

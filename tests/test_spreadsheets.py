@@ -183,8 +183,8 @@ BAD: dict[str, str] = {
         1,
         1,
         "Row 2",
-        "The row has 3 fields; expected 4 (name, description, manager, members). Quote fields "
-        "that contain semicolons.",
+        "The row has 3 fields; expected 4 (name, description, manager, members). Fill in the "
+        "missing values (members), or leave them empty: one separator for each.",
     ),
     "missing_column_semicolons.csv": f"The header (row 1) misses the column members. {MUST}",
 }
