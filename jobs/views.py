@@ -106,7 +106,9 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         "page": page,
         "jobs": [parts.add_up(job) for job in page.object_list],
         "states": states,
-        "kinds": [(k, kinds()[k].verbose_name) for k in known_kinds],
+        "kinds": [
+            (k, kinds()[k].verbose_name) for k in known_kinds if kinds()[k].offered or k == kind
+        ],
         "state": state,
         "kind": kind,
         "query": query,

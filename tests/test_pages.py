@@ -194,6 +194,19 @@ def test_filters_by_state_and_kind(browser_client, user) -> None:  # type: ignor
     assert "No jobs match these filters." in text(browser_client.get("/tasks/?state=paused"))
     # A value that is not a state or kind is ignored rather than hiding everything.
     assert "a-running-count" in text(browser_client.get("/tasks/?state=bogus&kind=nope"))
+    # The engine's test kind is not offered as a filter; a dry run says it is one.
+    html = browser_client.get("/tasks/").content.decode()
+    assert '<option value="import_teams"' in html and '<option value="count"' not in html
+    make(
+        user,
+        label="a-dry-run",
+        kind="import_teams",
+        state=State.SUCCEEDED,
+        params={"dry_run": True},
+    )
+    page = text(browser_client.get("/tasks/?kind=import_teams"))
+    assert "a-dry-run Import teams · dry run, nothing written" in page, page
+    assert page.count("dry run, nothing written") == 1  # not on the real import
 
 
 def test_pages_of_twenty_newest_first(browser_client, user) -> None:  # type: ignore[no-untyped-def]

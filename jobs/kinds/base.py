@@ -82,6 +82,8 @@ class JobKind:
     kept_file: ClassVar[str] = ""
     # Parameters the kind keeps for itself on the job row: not shown by the API or the page.
     internal_params: ClassVar[frozenset[str]] = frozenset()
+    # Whether the jobs page offers the kind in its filter (the engine's test kind is not).
+    offered: ClassVar[bool] = True
     # A template the job page includes under the progress (with ``job``), e.g. a delivery note.
     detail_template: ClassVar[str] = ""
 

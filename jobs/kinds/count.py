@@ -18,6 +18,7 @@ from jobs.parts import Part
 class CountKind(JobKind):
     name = "count"
     verbose_name = "Count"
+    offered = False  # a kind for testing the engine, not something people start
 
     def prepare(self, ctx: RunContext) -> int:
         n = int(ctx.job.param("n", 100))
