@@ -272,6 +272,15 @@ def test_an_encoding_can_be_chosen(user):  # type: ignore[no-untyped-def]
     assert job.params["read_as"] == "CSV, ISO-8859-1, values separated by commas"
 
 
+def test_a_sheet_asked_of_a_csv_file_is_said_to_be_unused(user):  # type: ignore[no-untyped-def]
+    job = import_now(user, "t.csv", f"{HEADER}\r\nA,x,y,z\r\n".encode(), sheet="Teams")
+    assert stored(job) == [("A", "x", "y", "z")]
+    assert job.params["read_as"] == (
+        "CSV, UTF-8, values separated by commas "
+        "(a CSV file has no sheets: the sheet option was not used)"
+    )
+
+
 # --- workbooks, made here with openpyxl ----------------------------------------------
 
 

@@ -244,6 +244,8 @@ class CsvReader(Reader):
         self.max_line = max_field_bytes() * (len(KNOWN) + 1)
         where = DELIMITERS.get(self.delimiter, f'"{self.delimiter}"')
         self.description = f"CSV, {shown_name(self.codec)}, values separated by {where}"
+        if self.options.get("sheet"):
+            self.description += " (a CSV file has no sheets: the sheet option was not used)"
         self.text_encoding = shown_name(self.codec)
         self.split_hint = f"Quote fields that contain {where}."
         return offset, 0
