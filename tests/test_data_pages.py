@@ -47,6 +47,26 @@ def test_teams_come_in_keyset_pages_with_search_and_a_job_filter(browser_client,
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("state", "params", "said"),
+    [
+        (State.STOPPED, {}, "This import was stopped, and the teams it had written were removed."),
+        (State.FAILED, {}, "This import failed, and the teams it had written were removed."),
+        (State.SUCCEEDED, {"dry_run": True}, "This was a dry run: it wrote nothing."),
+        (State.SUCCEEDED, {"mode": "upsert"}, "This import created no team (it may have updated"),
+    ],
+)
+def test_an_import_without_teams_says_why_its_list_is_empty(
+    browser_client, user, state, params, said
+) -> None:  # type: ignore[no-untyped-def]
+    job = Job.objects.create(kind="import_teams", owner=user, state=state, params=params)
+    page = html.unescape(
+        re.sub(r"<[^>]+>", "", browser_client.get("/teams/", {"job": str(job.id)}).content.decode())
+    )
+    assert said in page
+
+
+@pytest.mark.django_db
 def test_teams_need_a_login(client: Client) -> None:
     assert client.get("/teams/").status_code == 302
 

@@ -171,7 +171,8 @@ def summary(job: Job, *, on_error: str) -> list[str]:
         lines = [f"Imported{took}: {', '.join(counts)}."]
         if result.get("skipped") and job.error_report_file:
             lines.append(f"The skipped rows and why: {error_report_url(job)}")
-        lines.append(f"The teams: {page_url(job, reverse('team-list'))}?job={job.id}")
+        if created:  # a link to an empty list helps nobody
+            lines.append(f"The teams: {page_url(job, reverse('team-list'))}?job={job.id}")
         return lines
     if job.state == State.STOPPED:
         return [stopped_line(job), *changes_lines(result)[1:]]
