@@ -26,9 +26,17 @@ def apps_first() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
 
 
+# Commands that run servers: they log at LOG_LEVEL (INFO by default).
+LONG_RUNNING = frozenset({"serve", "web", "worker"})
+
+
 def main() -> None:
     apps_first()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
+    # A one-shot command (import-teams, jobs, stop …) prints what a person reads;
+    # the servers' INFO log lines ("job … created") are noise there. LOG_LEVEL wins.
+    if len(sys.argv) > 1 and sys.argv[1] not in LONG_RUNNING:
+        os.environ.setdefault("LOG_LEVEL", "WARNING")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)
