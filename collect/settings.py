@@ -176,7 +176,13 @@ def _database(url: str) -> dict[str, Any]:
         # WAL lets the web read while a worker writes; IMMEDIATE takes the
         # write lock at BEGIN so two writers queue instead of failing with
         # "database is locked" half-way through a transaction.
-        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        # A page cache of 32 MiB per connection (SQLite's default is 2 MiB, "PRAGMA
+        # cache_size"): an import's undo of 1M teams touches the name and manager
+        # indexes all over; measured 11.6 s → 6.7 s (16 MiB: 7.1 s, 128 MiB: 7.1 s).
+        options.setdefault(
+            "init_command",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
+        )
         options.setdefault("transaction_mode", "IMMEDIATE")
         options.setdefault("timeout", 20)
         db["TEST"] = {"NAME": str(DATA_DIR / "test_collect.sqlite3")}
