@@ -29,13 +29,33 @@ from teams.readers import FileProblem, Reader, Record, max_field_bytes
 
 COLUMNS = ("name", "description", "manager", "members")
 HEADER = ",".join(COLUMNS)
+# Only ``name`` must be in the header; a column left out is empty in a new team and
+# left as it is in an updated one (``teams.upsert``).
+REQUIRED = ("name",)
+OPTIONAL = tuple(c for c in COLUMNS if c not in REQUIRED)
+HEADER_RULE = (
+    f"The first row must name the column {', '.join(REQUIRED)} and may name "
+    f"{', '.join(OPTIONAL)} (in any order, any case)."
+)
 FIX_HINT = "Download the error report, fix those rows and upload the file again."
 NOT_UTF8 = "The row is not valid UTF-8 text. Save the file as CSV UTF-8 and upload it again."
 MAX_SHOWN_COLUMNS = 10
 HEADER_SEARCH = 20
 _COLUMN_SET = frozenset(COLUMNS)
+_REQUIRED_SET = frozenset(REQUIRED)
 
-__all__ = ["COLUMNS", "HEADER", "FileProblem", "Layout", "Problem", "check", "read_header"]
+__all__ = [
+    "COLUMNS",
+    "HEADER",
+    "HEADER_RULE",
+    "OPTIONAL",
+    "REQUIRED",
+    "FileProblem",
+    "Layout",
+    "Problem",
+    "check",
+    "read_header",
+]
 
 
 @dataclass
@@ -71,7 +91,11 @@ def where(problem: dict[str, Any]) -> str:
 
 @dataclass
 class Layout:
-    """The header: the index of each of COLUMNS, the names in file order, where rows start."""
+    """The header: the index of each of COLUMNS, the names in file order, where rows start.
+
+    ``positions`` holds -1 for a column the header leaves out (only optional ones
+    may be); ``present`` names the columns the header has, in COLUMNS order.
+    """
 
     positions: list[int]
     names: list[str]
@@ -84,12 +108,29 @@ class Layout:
     max_field_bytes: int = field(default_factory=max_field_bytes)
     unnamed: list[int] = field(default_factory=list)
     width: int = field(init=False)
+    present: tuple[str, ...] = field(init=False)
     pick: Callable[[list[str]], Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.width = len(self.names)
-        # The cells of COLUMNS, in that order, from a row (a C-level getter: it runs per row).
-        self.pick = operator.itemgetter(*self.positions)
+        self.present = tuple(c for c, p in zip(COLUMNS, self.positions, strict=True) if p >= 0)
+        if len(self.present) == len(COLUMNS):
+            # The cells of COLUMNS, in that order, from a row (a C-level getter: it runs per row).
+            self.pick = operator.itemgetter(*self.positions)
+        else:
+            # A column the header leaves out reads as an empty cell.
+            positions = tuple(self.positions)
+            self.pick = lambda fields: tuple([fields[p] if p >= 0 else "" for p in positions])
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The optional columns the header leaves out, in COLUMNS order."""
+        return tuple(c for c in COLUMNS if c not in self.present)
+
+    @property
+    def header(self) -> str:
+        """The file's own header as the user wrote it (lowercased): ``name,manager``."""
+        return ",".join(n for n in self.names if n)
 
 
 def letter(index: int) -> str:
@@ -101,12 +142,16 @@ def read_header(reader: Reader) -> Layout:
     """Find the header and check it.
 
     The header is the first row with a value, or a later one (within the first
-    HEADER_SEARCH rows with values) that names every column: title rows above a
-    header (a merged "Teams 2026" cell) are skipped. Raises ``FileProblem`` with
-    the message the user reads.
+    HEADER_SEARCH rows with values) that could be a header (it names every
+    column, or names ``name`` and no unknown column): title rows above a header
+    (a merged "Teams 2026" cell) are skipped. Only ``name`` is required; the
+    optional columns may be left out. Raises ``FileProblem`` with the message
+    the user reads.
     """
     position, row = reader.start()
     first: tuple[list[str], Record] | None = None
+    # The first row of known column names only, that lacks a required one: the message's.
+    known: tuple[list[str], Record] | None = None
     seen = 0
     for record in reader.records(position, row):
         names = [f.strip().lower() for f in record.fields]
@@ -115,8 +160,7 @@ def read_header(reader: Reader) -> Layout:
         if first is None:
             if record.error:
                 raise FileProblem(
-                    f"The header row (row {record.row}) is not valid CSV. It must name the "
-                    f"columns {HEADER}."
+                    f"The header row (row {record.row}) is not valid CSV. {HEADER_RULE}"
                 )
             if record.bad_text:
                 raise FileProblem(
@@ -124,14 +168,25 @@ def read_header(reader: Reader) -> Layout:
                     '"CSV UTF-8" or as an Excel workbook (.xlsx) and upload it again.'
                 )
             first = names, record
-        if not record.error and _COLUMN_SET.issubset(names):
+        if not record.error and _could_be_header(names):
             return _with_reader(_layout(names, record), reader)
+        if known is None and not record.error and {n for n in names if n} <= _COLUMN_SET:
+            known = names, record
         seen += 1
         if seen >= HEADER_SEARCH:
             break
     if first is None:
-        raise FileProblem(f"The file has no header. Its first row must name the columns {HEADER}.")
-    return _with_reader(_layout(*first), reader)
+        raise FileProblem(f"The file has no header. {HEADER_RULE}")
+    return _with_reader(_layout(*(known or first)), reader)
+
+
+def _could_be_header(names: list[str]) -> bool:
+    """Every column named (the old rule: its unknown columns are then named in the message),
+    or the required ones and no unknown column."""
+    if _COLUMN_SET.issubset(names):
+        return True
+    named = {n for n in names if n}
+    return _REQUIRED_SET.issubset(named) and named.issubset(_COLUMN_SET)
 
 
 def _with_reader(layout: Layout, reader: Reader) -> Layout:
@@ -160,7 +215,7 @@ def _layout(names: list[str], record: Record) -> Layout:
     if len(unknown) > MAX_SHOWN_COLUMNS:
         more = len(unknown) - MAX_SHOWN_COLUMNS
         unknown = [*unknown[:MAX_SHOWN_COLUMNS], f"and {more:,} more"]
-    missing = [c for c in COLUMNS if c not in seen]
+    missing = [c for c in REQUIRED if c not in seen]
     if unknown or missing:
         parts = []
         if missing:
@@ -169,12 +224,9 @@ def _layout(names: list[str], record: Record) -> Layout:
         if unknown:
             plural = "s" if len(unknown) > 1 else ""
             parts.append(f"has the unknown column{plural} {', '.join(unknown)}")
-        raise FileProblem(
-            f"The header (row {record.row}) {' and '.join(parts)}. The first row must name the "
-            f"columns {HEADER} (in any order, any case)."
-        )
+        raise FileProblem(f"The header (row {record.row}) {' and '.join(parts)}. {HEADER_RULE}")
     return Layout(
-        positions=[names.index(c) for c in COLUMNS],
+        positions=[seen.get(c, -1) for c in COLUMNS],
         names=names,
         start=record.end,
         row=record.row,

@@ -192,7 +192,7 @@ class TeamImport(JobKind):
             report.close()
             raise JobFailed(
                 "The file has a header but no teams. Add one row per team below the "
-                f"header {csvformat.HEADER}."
+                f"header {layout.header}."
             )
         bad_rows = rows - good
         report_name = report.save(ctx.job)
@@ -307,16 +307,18 @@ class TeamImport(JobKind):
         if numbered:
             # The counts this batch starts from: a batch written again counts from here again.
             base = {k: checkpoint[k] for k in upsert.CARRIED if k in checkpoint}
-            return Batch(count=len(teams), checkpoint=checkpoint, payload=(teams, rows, base))
+            # The columns the file has: an upsert compares and writes only those.
+            payload = (teams, rows, base, layout.present)
+            return Batch(count=len(teams), checkpoint=checkpoint, payload=payload)
         return Batch(count=len(teams), checkpoint=checkpoint, payload=teams)
 
     def write_batch(self, ctx: RunContext, batch: Batch) -> None:
         if isinstance(batch.payload, tuple):  # an upsert, or a dry run of either mode
-            teams, rows, base = batch.payload
+            teams, rows, base, present = batch.payload
             if _keyed(ctx.job):
                 counts = upsert.write_batch(
                     job=ctx.job, key=ctx.job.param("key"), rows=rows, teams=teams, base=base,
-                    dry_run=bool(ctx.job.param("dry_run")),
+                    dry_run=bool(ctx.job.param("dry_run")), columns=present,
                 )  # fmt: skip
             else:
                 counts = upsert.count_creates(rows=rows, teams=teams, base=base)
@@ -331,7 +333,7 @@ class TeamImport(JobKind):
                     with transaction.atomic():  # a savepoint: a refused load leaves nothing
                         loader.load(
                             data, delimiter=reader.decided()["delimiter"], job_id=job_id,
-                            expected=span.count,
+                            expected=span.count, columns=loader.load_columns(layout),
                         )  # fmt: skip
                     return
                 except (loader.NotLoaded, DatabaseError) as refused:

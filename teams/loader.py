@@ -1,9 +1,10 @@
 """Checked CSV bytes straight to the database's own bulk loader: the file is parsed once.
 
 The validation pass (``TeamImport.prepare``) reads every row anyway; for a
-CSV file in UTF-8 whose header is exactly the four columns in order it also
-plans the batches (a ``Span`` per batch: the bytes ``[start, end)`` of the
-file, the teams in them, the rows that cannot go to the loader as they are).
+CSV file in UTF-8 whose header names known columns only (in any order, the
+optional ones may be left out) it also plans the batches (a ``Span`` per
+batch: the bytes ``[start, end)`` of the file, the teams in them, the rows
+that cannot go to the loader as they are).
 A batch then reads its bytes and hands them, unparsed, to PostgreSQL's
 ``COPY … FROM STDIN (FORMAT csv)`` or MariaDB/MySQL's ``LOAD DATA LOCAL
 INFILE``. Not on SQLite: there the loader is ``executemany`` either way, and
@@ -18,7 +19,14 @@ differently in PostgreSQL), no carriage return (line ends are made LF), no
 an unquoted NULL as NULL: MariaDB docs, "LOAD DATA INFILE"). Every other row
 (tidied, bad and skipped, blank) is read again by the reader and either
 written fully quoted in the same stream or left out, so what is written is
-exactly what the row-by-row path writes. A planned batch that the loader did
+exactly what the row-by-row path writes.
+
+The loader is given the file's columns in the file's order (``load_columns``),
+then the columns the header leaves out: each verbatim line gets one empty
+field per left-out column at its end (the team's empty value, as the
+row-by-row path writes it; ``FORCE_NOT_NULL`` keeps PostgreSQL from reading
+NULL), and a row with a line break inside a value is then rewritten, not
+passed verbatim, so each line is one row. A planned batch that the loader did
 not load whole (a count or a warning that says otherwise) is rolled back to a
 savepoint and written row by row (``TeamImport.write_batch``).
 
@@ -85,12 +93,17 @@ class Planner:
     Batches end after ``size`` teams, exactly where ``next_batch`` ends them.
     """
 
-    def __init__(self, start: int, size: int) -> None:
+    def __init__(self, start: int, size: int, layout: Layout | None = None) -> None:
         self.size = size
         self.position = start
         self.span = Span(start)
         self.plan: dict[int, Span] = {}
         self.kept = 0
+        # The values' indexes in the file's column order; None when that is COLUMNS itself.
+        order = _file_order(layout) if layout is not None else list(range(len(COLUMNS)))
+        self.order = None if order == list(range(len(COLUMNS))) else order
+        # Left-out columns are appended to each verbatim line: a line must be a row.
+        self.one_line = layout is not None and bool(layout.missing)
 
     @classmethod
     def for_file(cls, reader: Reader, layout: Layout, size: int) -> Planner | None:
@@ -102,16 +115,16 @@ class Planner:
             return None
         if decided.get("delimiter") not in PG_DELIMITER or layout.unnamed:
             return None
-        if layout.positions != list(range(len(COLUMNS))) or layout.width != len(COLUMNS):
-            return None
-        return cls(layout.start, size)
+        if layout.width != len(layout.present):
+            return None  # a column that is not one of COLUMNS (read_header refuses those)
+        return cls(layout.start, size, layout)
 
     def add(self, record: Record, values: tuple[str, ...] | None, problems: list[Problem]) -> None:
         span, start = self.span, self.position
         self.position = record.end
         if values:
             span.count += 1
-            if not _verbatim(record.fields, values):
+            if not _verbatim(record.fields, values, self.order, self.one_line):
                 span.others.extend((start, record.end))
         elif problems:
             # Left out unread: a bad row is never written, and may not be CSV at all.
@@ -139,12 +152,40 @@ class Planner:
         return self.plan
 
 
-def _verbatim(fields: list[str], values: tuple[str, ...]) -> bool:
-    """Whether the loaders read this row's bytes as these values (module docstring)."""
-    if len(fields) != len(values) or list(values) != fields:
+def _verbatim(
+    fields: list[str],
+    values: tuple[str, ...],
+    order: list[int] | None = None,
+    one_line: bool = False,
+) -> bool:
+    """Whether the loaders read this row's bytes as these values (module docstring).
+
+    ``order``: the values' indexes in the file's column order (None: COLUMNS
+    order, every column there); ``one_line``: the row must hold no line break.
+    """
+    if order is None:
+        if len(fields) != len(values) or list(values) != fields:
+            return False
+    elif len(fields) != len(order) or [values[i] for i in order] != fields:
         return False
     joined = "".join(values)
+    if one_line and "\n" in joined:
+        return False
     return not ('"' in joined or "\r" in joined or "\\." in joined or "NULL" in values)
+
+
+def _file_order(layout: Layout) -> list[int]:
+    """The indexes in COLUMNS of the file's columns, in the file's order."""
+    return [COLUMNS.index(name) for name in layout.names if name]
+
+
+def load_columns(layout: Layout) -> list[str]:
+    """The columns the loader reads, in the order ``stream`` writes them.
+
+    The file's columns in the file's order, then those its header leaves out
+    (whose values ``stream`` writes empty).
+    """
+    return [COLUMNS[i] for i in _file_order(layout)] + list(layout.missing)
 
 
 def values_between(
@@ -165,16 +206,23 @@ def _rows(text: str, delimiter: str, layout: Layout) -> Iterator[tuple[str, ...]
     """The teams of whole, readable records (no bad row among them), parsed in one go.
 
     The same parse as the reader's: the ``csv`` module on the same lines.
+    Values in ``load_columns`` order.
     """
+    order = [COLUMNS.index(c) for c in load_columns(layout)]
     for fields in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
         values, _problems = csvformat.check(Record(0, fields, 0), layout)
         if values:
-            yield values
+            yield tuple([values[i] for i in order])
 
 
 def stream(fh: Any, reader: Reader, layout: Layout, span: Span) -> bytes:
-    """The batch as CSV bytes for the loader: verbatim runs and rewritten rows, LF line ends."""
+    """The batch as CSV bytes for the loader: verbatim runs and rewritten rows, LF line ends.
+
+    Fields in ``load_columns(layout)`` order: a verbatim line gets one empty
+    field per column the header leaves out.
+    """
     delimiter = reader.decided()["delimiter"]
+    pad = delimiter.encode("utf-8") * len(layout.missing)
     parts: list[bytes] = []
     text = io.StringIO()
     writer = csv.writer(text, delimiter=delimiter, quoting=csv.QUOTE_ALL, lineterminator="\n")
@@ -197,7 +245,9 @@ def stream(fh: Any, reader: Reader, layout: Layout, span: Span) -> bytes:
         if start > position:
             fh.seek(position)
             raw = fh.read(start - position).replace(b"\r\n", b"\n")
-            parts.append(raw if raw.endswith(b"\n") else raw + b"\n")
+            raw = raw if raw.endswith(b"\n") else raw + b"\n"
+            # Each verbatim line is one row when columns are left out (Planner.one_line).
+            parts.append(raw.replace(b"\n", pad + b"\n") if pad else raw)
         if end > start and not bad:
             fh.seek(start)
             writer.writerows(_rows(fh.read(end - start).decode("utf-8"), delimiter, layout))
@@ -208,21 +258,29 @@ def stream(fh: Any, reader: Reader, layout: Layout, span: Span) -> bytes:
     return b"".join(parts)
 
 
-def load(data: bytes, *, delimiter: str, job_id: Any, expected: int) -> None:
-    """Insert the CSV ``data`` (no header) with the database's own loader.
+def load(
+    data: bytes,
+    *,
+    delimiter: str,
+    job_id: Any,
+    expected: int,
+    columns: Sequence[str] = COLUMNS,
+) -> None:
+    """Insert the CSV ``data`` (no header; fields in ``columns`` order) with the database's loader.
 
-    Runs in the caller's transaction. Raises ``NotLoaded`` when the database
-    did not load exactly ``expected`` rows without a warning.
+    ``columns`` is every one of COLUMNS, in the order of the data's fields
+    (``load_columns``). Runs in the caller's transaction. Raises ``NotLoaded``
+    when the database did not load exactly ``expected`` rows without a warning.
     """
     table = connection.ops.quote_name(Team._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in COLUMNS)
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # job_id comes from the column default, set per transaction (migration 0004).
             cursor.execute("SELECT set_config('collect.import_job', %s, true)", [str(job_id)])
             sql = (
-                f"COPY {table} ({columns}) FROM STDIN (FORMAT csv, "
-                f"DELIMITER {PG_DELIMITER[delimiter]}, FORCE_NOT_NULL ({columns}))"
+                f"COPY {table} ({names}) FROM STDIN (FORMAT csv, "
+                f"DELIMITER {PG_DELIMITER[delimiter]}, FORCE_NOT_NULL ({names}))"
             )
             with connection.wrap_database_errors, cursor.copy(sql) as copy:
                 copy.write(data)
@@ -237,7 +295,7 @@ def load(data: bytes, *, delimiter: str, job_id: Any, expected: int) -> None:
                 cursor.execute(
                     f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} CHARACTER SET utf8mb4 "
                     "FIELDS TERMINATED BY %s OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
-                    f"LINES TERMINATED BY '\\n' ({columns}) SET job_id = %s",
+                    f"LINES TERMINATED BY '\\n' ({names}) SET job_id = %s",
                     [tmp.name, delimiter, job_id],
                 )
             loaded, warnings = cursor.rowcount, connection.connection.warning_count()
@@ -273,7 +331,16 @@ def delete_created(*, job_id: Any, limit: int) -> int:
         return int(cursor.rowcount)
 
 
-__all__ = ["NotLoaded", "Planner", "Span", "delete_created", "load", "stream", "values_between"]
+__all__ = [
+    "NotLoaded",
+    "Planner",
+    "Span",
+    "delete_created",
+    "load",
+    "load_columns",
+    "stream",
+    "values_between",
+]
 
 
 def insert_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -28,7 +28,7 @@ from jobs.retention import QuotaExceeded
 from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
 from jobs.services import jobs_visible_to
 from jobs.web import PageOrJsonView
-from teams.csvformat import COLUMNS, HEADER
+from teams.csvformat import COLUMNS, HEADER, OPTIONAL
 from teams.models import MANAGER_MAX, NAME_MAX
 from teams.services import (
     ON_ERROR_CHOICES,
@@ -63,7 +63,9 @@ class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField(
         help_text=(
             f"A CSV file (comma, semicolon, tab or | separated; UTF-8, UTF-16 or a legacy "
-            f"encoding) or an Excel .xlsx workbook, whose header names the columns {HEADER}."
+            f"encoding) or an Excel .xlsx workbook, whose header names the column name and "
+            f"any of {', '.join(OPTIONAL)} (a column left out is empty in a new team and left "
+            "as it is in an updated one)."
         )
     )
     on_error = serializers.ChoiceField(

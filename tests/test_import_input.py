@@ -16,6 +16,10 @@ from teams.models import Team
 from tests.workers import wait_state
 
 HEADER = "name,description,manager,members"
+RULE = (
+    "The first row must name the column name and may name description, manager, members (in "
+    "any order, any case)."
+)
 HINT = "Download the error report, fix those rows and upload the file again."
 
 
@@ -40,8 +44,8 @@ def existing(user):  # type: ignore[no-untyped-def]
 FILE_CASES = {
     "empty": (
         b"",
-        "The file is empty. Upload a CSV file or a workbook whose first row names the columns "
-        "name, description, manager, members.",
+        "The file is empty. Upload a CSV file or a workbook whose first row names the columns: "
+        "name, and any of description, manager, members.",
     ),
     "binary": (
         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
@@ -52,21 +56,27 @@ FILE_CASES = {
         # Read as Windows-1252 (detected): the header names a column "namé".
         b"nam\xe9,description,manager,members\r\nx,y,z,w\r\n",
         'The header (row 1) misses the column name and has the unknown column "namé" (column '
-        f"A). The first row must name the columns {HEADER} (in any order, any case).",
+        f"A). {RULE}",
     ),
     "header only": (
         b"name,description,manager,members\r\n",
         f"The file has a header but no teams. Add one row per team below the header {HEADER}.",
     ),
-    "missing columns": (
-        b"name,description\nA,b\n",
-        "The header (row 1) misses the columns manager, members. The first row must name the "
-        f"columns {HEADER} (in any order, any case).",
+    "no name column": (
+        b"description,manager,members\nb,c,d\n",
+        f"The header (row 1) misses the column name. {RULE}",
+    ),
+    "no name column below a title row": (
+        b"Teams of 2026\n\nManager,Members\nc,d\n",
+        f"The header (row 3) misses the column name. {RULE}",
+    ),
+    "header only, without the optional columns": (
+        b"name\r\n",
+        "The file has a header but no teams. Add one row per team below the header name.",
     ),
     "wrong column": (
         b"name,description,manager,boss\nA,b,c,d\n",
-        'The header (row 1) misses the column members and has the unknown column "boss" '
-        f"(column D). The first row must name the columns {HEADER} (in any order, any case).",
+        f'The header (row 1) has the unknown column "boss" (column D). {RULE}',
     ),
     "duplicate column": (
         b"name,description,Name ,manager,members\nA,b,A,c,d\n",
@@ -76,9 +86,8 @@ FILE_CASES = {
     "not csv at all": (
         b"Hello,\nthis is a letter.\n",
         # The second, empty header cell is an unnamed column: ignored while it is empty.
-        "The header (row 1) misses the columns name, description, manager, members and has "
-        'the unknown column "hello" (column A). The first row must name the columns '
-        f"{HEADER} (in any order, any case).",
+        'The header (row 1) misses the column name and has the unknown column "hello" (column '
+        f"A). {RULE}",
     ),
 }
 
@@ -110,6 +119,30 @@ def test_it_reads_a_csv_named_xlsx_as_csv(worker, api):  # type: ignore[no-untyp
     # The content decides, not the name.
     job = run(api, f"{HEADER}\r\nA,d,m,x\r\n".encode(), name="teams.xlsx", state=State.SUCCEEDED)
     assert list(Team.objects.filter(job=job).values_list("name", flat=True)) == ["A"]
+
+
+def test_a_file_with_only_the_name_column_imports_with_the_others_empty(worker, api):  # type: ignore[no-untyped-def]
+    job = run(api, b"name\nSolo\n  Duo  \n", state=State.SUCCEEDED)
+    teams = Team.objects.filter(job=job).values_list("name", "description", "manager", "members")
+    assert list(teams) == [("Solo", "", "", ""), ("Duo", "", "", "")]
+    assert job.result["created"] == 2
+
+
+def test_optional_columns_may_be_left_out_in_any_order(worker, api):  # type: ignore[no-untyped-def]
+    data = b'Manager;Name\r\nada;"Platform; core"\r\n;Data\r\n'
+    job = run(api, data, state=State.SUCCEEDED)
+    teams = Team.objects.filter(job=job).values_list("name", "description", "manager", "members")
+    assert list(teams) == [("Platform; core", "", "ada", ""), ("Data", "", "", "")]
+
+
+def test_a_row_is_checked_against_the_files_own_header(worker, api):  # type: ignore[no-untyped-def]
+    job = run(api, b"name,manager\nA,m\nB,m,extra\n")
+    message = "The row has 3 fields; expected 2 (name, manager). Quote fields that contain commas."
+    assert (
+        job.error
+        == f"Nothing was imported: 1 of 2 rows is bad. First problem: Row 3: {message} {HINT}"
+    )
+    assert not Team.objects.exists()
 
 
 ROW_CASES = {

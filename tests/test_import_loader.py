@@ -116,13 +116,78 @@ def test_only_rows_the_loaders_read_alike_go_verbatim() -> None:
 def test_a_file_the_loaders_cannot_read_as_it_is_has_no_plan() -> None:
     for data in (
         hostile(",", "\r\n").decode().encode("cp1252", "replace"),  # not UTF-8
-        b"members,name,description,manager\r\nx,Team,,Ada\r\n",  # columns in another order
         b"name,description,manager,members,\r\nTeam,,Ada,x,\r\n",  # an unnamed column
         b"name,description,manager,members\rTeam,,Ada,x\r",  # CR line ends
     ):
         fh = io.BytesIO(data)
         reader = open_reader(fh, options={})
         assert loader.Planner.for_file(reader, read_header(reader), 10) is None
+
+
+# A header that leaves optional columns out, in its own order: the loader gets the file's
+# columns, then the left-out ones empty at the end of each line.
+PARTIAL = [
+    "Manager{d}Name",
+    "Ada1{d}Plain",
+    "  Bo {d}  Padded  ",
+    'Cy{d}"Multi\nline"',
+    'Di{d}"Quoted{d} name"',
+    "NULL{d}Nul word",
+    "",
+    "Ed{d}" + LONG,
+    "{d}No manager",
+    "Fa{d}Last",
+]
+PARTIAL_EXPECTED = [
+    ("Plain", "", "Ada1", ""),
+    ("Padded", "", "Bo", ""),
+    ("Multi\nline", "", "Cy", ""),
+    ("Quoted{d} name", "", "Di", ""),
+    ("Nul word", "", "NULL", ""),
+    ("No manager", "", "", ""),
+    ("Last", "", "Fa", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "newline", "batch_size"), [(",", "\r\n", 100), (";", "\n", 2), ("\t", "\n", 1)]
+)
+def test_a_header_without_optional_columns_loads_like_the_row_by_row_path(  # type: ignore[no-untyped-def]
+    user, caplog, delimiter, newline, batch_size
+):
+    data = newline.join(line.format(d=delimiter) for line in PARTIAL).encode("utf-8")
+    job = teams_import_start(
+        file=SimpleUploadedFile("teams.csv", data), by=user, on_error="skip", batch_size=batch_size
+    )
+    with caplog.at_level(logging.INFO, logger="teams.importer"):
+        engine.run(job.id, worker="test")
+    job.refresh_from_db()
+    assert job.state == State.SUCCEEDED, job.error
+    want = [tuple(v.format(d=delimiter) for v in row) for row in PARTIAL_EXPECTED]
+    assert stored(job) == want
+    assert job.result["skipped"] == 1 and job.result["empty_rows"] == 1
+    assert "bulk loader refused" not in caplog.text
+    planned = "planned for the database's bulk loader" in caplog.text
+    assert planned == (connection.vendor != "sqlite")
+
+
+def test_left_out_columns_are_written_empty_at_the_end_of_each_line() -> None:
+    reader, layout, plan = plan_of(b"name\nSolo\nDuo\n", 100)
+    (span,) = plan.values()
+    assert loader.load_columns(layout) == ["name", "description", "manager", "members"]
+    assert loader.stream(reader.fh, reader, layout, span) == b"Solo,,,\nDuo,,,\n"
+    data = b'manager;name\r\nada;"A;B"\r\n bo ;C\r\ncy;"D\nE"\r\ndi;F'
+    reader, layout, plan = plan_of(data, 100)
+    (span,) = plan.values()
+    assert loader.load_columns(layout) == ["manager", "name", "description", "members"]
+    assert loader.stream(reader.fh, reader, layout, span) == (
+        b'ada;"A;B";;\n"bo";"C";"";""\n"cy";"D\nE";"";""\ndi;F;;\n'
+    )
+    # The whole header in another order: verbatim lines, nothing added.
+    reader, layout, plan = plan_of(b"members,name,description,manager\r\nx,Team,,Ada\r\n", 10)
+    (span,) = plan.values()
+    assert loader.load_columns(layout) == ["members", "name", "description", "manager"]
+    assert loader.stream(reader.fh, reader, layout, span) == b"x,Team,,Ada\n"
 
 
 def test_the_undo_deletes_the_jobs_rows_in_chunks_and_no_other(user) -> None:  # type: ignore[no-untyped-def]

@@ -32,10 +32,16 @@ def checksum() -> str:
     return digest.hexdigest()
 
 
-def write_rows(path: Path, rows: list[tuple[str, ...]]) -> Path:
+def write_rows(
+    path: Path,
+    rows: list[tuple[str, ...]],
+    header: tuple[str, ...] = ("name", "description", "manager", "members"),
+    *,
+    newline: str = "\r\n",
+) -> Path:
     with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\r\n")
-        writer.writerow(("name", "description", "manager", "members"))
+        writer = csv.writer(fh, lineterminator=newline)
+        writer.writerow(header)
         writer.writerows(rows)
     return path
 
@@ -278,3 +284,93 @@ def test_the_command_prints_the_counts_and_changes(worker, user, tmp_path, capsy
     assert "Would be: 0 created, 1 updated, 0 unchanged, 0 skipped" in out
     assert "  row 2 ('A'): description 'old' -> 'new'" in out
     assert wait_for(lambda: by_name()["A"][1] == "old")
+
+
+# --- files that leave optional columns out: the stored values of those stay ---------
+
+
+def without_members(rows: list[tuple[str, ...]], new: int) -> tuple[list[tuple[str, ...]], int]:
+    """(name, description, manager) rows: every fifth manager changed, ``new`` teams added."""
+    out, changed = [], 0
+    for i, (name, description, manager, _members) in enumerate(rows):
+        if i % 5 == 0:
+            manager, changed = f"m{i}", changed + (manager != f"m{i}")
+        out.append((name, description, manager))
+    return out + [(f"New team {i}", "new", "boss") for i in range(new)], changed
+
+
+NO_MEMBERS = ("name", "description", "manager")
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])  # LF: the create path's bulk loader too
+def test_a_file_without_members_updates_the_manager_and_keeps_the_members(  # type: ignore[no-untyped-def]
+    worker, user, tmp_path, newline
+):
+    path = fake_csv(tmp_path, 900, seed=37)
+    first = wait_state(start(user, path), State.SUCCEEDED)
+    stored = by_name()
+    rows, changed = without_members(expected_rows(path), new=30)
+    v2 = write_rows(tmp_path / "v2.csv", rows, NO_MEMBERS, newline=newline)
+    dry = wait_state(start(user, v2, mode="upsert", dry_run=True, batch_size=200), State.SUCCEEDED)
+    assert counts(dry) == (30, changed, 900 - changed, 0)
+    # Only the file's columns are compared and listed: members never.
+    updates = [c for c in dry.result["changes"] if c["action"] == "update"]
+    assert updates and {c["column"] for c in updates} == {"manager"}
+
+    job = wait_state(teams_import_apply(job=dry, by=user), State.SUCCEEDED)
+    assert counts(job) == (30, changed, 900 - changed, 0)
+    after = by_name()
+    for name, description, manager in rows[:900]:
+        assert after[name] == (name, description, manager, stored[name][3])  # members kept
+    assert [after[r[0]] for r in rows[900:]] == [(*r, "") for r in rows[900:]]  # empty members
+    assert Team.objects.filter(job=first).count() == 900
+
+    # A create import of the same file: the left-out column is empty.
+    created = wait_state(start(user, v2), State.SUCCEEDED)
+    want = [(*r, "") for r in rows]
+    assert (
+        list(
+            Team.objects.filter(job=created)
+            .order_by("id")
+            .values_list("name", "description", "manager", "members")
+        )
+        == want
+    )
+
+
+@pytest.mark.servers
+def test_a_stopped_upsert_without_members_leaves_the_table_byte_identical(worker, user, tmp_path):  # type: ignore[no-untyped-def]
+    path = fake_csv(tmp_path, 20_000, seed=38)
+    wait_state(start(user, path, batch_size=5_000), State.SUCCEEDED, timeout=120)
+    before = checksum()
+    rows = [(n, d, f"x{i % 1000}") for i, (n, d, _m, _mem) in enumerate(expected_rows(path))]
+    rows += [(f"New team {i}", "new", "") for i in range(3_000)]
+    job = start(user, write_rows(tmp_path / "v2.csv", rows, NO_MEMBERS), mode="upsert",
+                batch_size=100)  # fmt: skip
+    wait_processed(job, 2_000)
+    changes = TeamChange.objects.filter(job=job)
+    assert changes.exists()
+    # The previous values are kept whole: members, not in the file, written back as they were.
+    assert all(c.old_members == c.new_members for c in changes[:500])
+    services.job_stop(job=job, by=user)
+    job = wait_state(job, State.STOPPED, timeout=60)
+    assert checksum() == before
+    assert not TeamChange.objects.exists()
+    undo = job.result["undo"]
+    assert undo["restored"] >= 2_000 and undo["left"] == 0
+
+
+def test_an_upsert_by_a_column_the_file_leaves_out_is_refused(worker, user, tmp_path):  # type: ignore[no-untyped-def]
+    wait_state(start(user, write_rows(tmp_path / "a.csv", [("A", "", "m", "")])), State.SUCCEEDED)
+    before = checksum()
+    path = write_rows(tmp_path / "b.csv", [("A", "new")], ("name", "description"))
+    job = wait_state(start(user, path, mode="upsert", key="manager"), State.FAILED)
+    assert job.error == (
+        "The file has no manager column, and this import finds each row's team by its manager. "
+        "Add a manager column to the header, or import with the key name."
+    )
+    assert checksum() == before
+    ok = wait_state(start(user, path, mode="upsert", key="name"), State.SUCCEEDED)
+    assert counts(ok) == (0, 1, 0, 0)
+    assert by_name()["A"] == ("A", "new", "m", "")

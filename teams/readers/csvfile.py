@@ -44,7 +44,8 @@ NOT_TEXT = (
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xltx", ".xltm")
 # Control bytes text never holds (tab, LF, FF, CR and Excel's end-of-file mark excepted).
 CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x19\x1b-\x1f\x7f]")
-# The columns the import knows: the delimiter is the one that finds them in the header.
+# The columns the import knows: the delimiter is the one that finds most of them in the
+# header (only name is required, so a one-column file is read with commas).
 KNOWN = ("name", "description", "manager", "members")
 
 
@@ -198,7 +199,7 @@ class CsvReader(Reader):
         if not head:
             raise FileProblem(
                 "The file is empty. Upload a CSV file or a workbook whose first row names the "
-                "columns name, description, manager, members."
+                "columns: name, and any of description, manager, members."
             )
         for magic, what in NOT_TEXT:
             if head.startswith(magic):

@@ -15,6 +15,7 @@ from django.db import connection
 from jobs.kinds import JobFailed
 from teams.csvformat import COLUMNS, Layout, Problem, letter
 from teams.models import Team
+from teams.upsert.base import KEYS
 from teams.upsert.base import q as _q
 from teams.upsert.base import short as _short
 
@@ -27,10 +28,17 @@ class KeyCheck:
 
     Fed every good row during the validation pass (``add``); ``problems``
     then yields one row problem per offending row. Memory: one dict entry per
-    row (the key and its row number).
+    row (the key and its row number). Raises ``JobFailed`` when the file has no
+    column for the key (an optional column the header leaves out).
     """
 
     def __init__(self, key: str, layout: Layout) -> None:
+        if key not in layout.present:
+            other = " or ".join(k for k in KEYS if k in layout.present)
+            raise JobFailed(
+                f"The file has no {key} column, and this import finds each row's team by its "
+                f"{key}. Add a {key} column to the header, or import with the key {other}."
+            )
         self.key = key
         self.index = COLUMNS.index(key)
         self.layout = layout

@@ -6,6 +6,7 @@ database's own bulk path (see the package's docstring for which and why).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
@@ -28,6 +29,7 @@ def write_batch(
     teams: list[tuple[str, ...]],
     base: dict[str, Any],
     dry_run: bool,
+    columns: Sequence[str] = COLUMNS,
 ) -> dict[str, Any]:
     """Write one batch of an upsert (or only compare, for a dry run); return the new counts.
 
@@ -35,8 +37,15 @@ def write_batch(
     ``base`` the counts (and, for a dry run, the first changes) committed
     before this batch. The returned dict replaces them in the checkpoint: a
     batch run again after a lost race counts from the same base.
+
+    ``columns`` are the columns the file has (``key`` among them). A column it
+    leaves out is empty in a created team and keeps its stored value in an
+    updated one: it is neither compared nor changed, and the dry run lists
+    only changes of ``columns``.
     """
     index = COLUMNS.index(key)
+    # The positions of the columns the file leaves out: their stored values are kept.
+    kept = [i for i, c in enumerate(COLUMNS) if c not in columns]
     stored = lookup(key, [t[index] for t in teams], lock=not dry_run)
     creates: list[tuple[str, ...]] = []
     updates: list[tuple[Any, ...]] = []  # (id, *new values, job_id)
@@ -47,6 +56,11 @@ def write_batch(
     shown: list[dict[str, Any]] = list(base.get("changes") or [])
     for row, values in zip(rows, teams, strict=True):
         old = stored.get(values[index])
+        if old is not None and kept:
+            merged = list(values)
+            for i in kept:
+                merged[i] = old[1 + i]
+            values = tuple(merged)
         if old is None:
             creates.append(values)
             if dry_run and len(shown) < SHOWN_CHANGES:
