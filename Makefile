@@ -33,10 +33,10 @@ $(VENV)/.test-installed: pyproject.toml scripts/system-deps | $(VENV)/bin/python
 
 # `make run PORT=8001` serves on another port (or set COLLECT_BIND=host:port).
 run: $(VENV)/.run-installed
-	@$(if $(PORT),COLLECT_BIND=127.0.0.1:$(PORT)) $(PY) -m collect serve
+	@exec $(if $(PORT),env COLLECT_BIND=127.0.0.1:$(PORT)) $(PY) -m collect serve
 
 worker: $(VENV)/.run-installed
-	$(PY) -m collect worker
+	exec $(PY) -m collect worker
 
 # PYTEST_ARGS narrows a run, e.g. `make test PYTEST_ARGS="-m servers"` (what CI runs
 # on MariaDB and PostgreSQL: the tests whose outcome depends on the database or broker).
