@@ -80,8 +80,18 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     )  # fmt: skip
 
 
-def multipart(path: Path, boundary: str) -> tuple[int, Iterator[bytes]]:
-    head = (
+def multipart(
+    path: Path, boundary: str, fields: dict[str, str] | None = None
+) -> tuple[int, Iterator[bytes]]:
+    """A multipart/form-data body streaming ``path`` as ``file`` after the form ``fields``.
+
+    Returns (length in bytes, an iterator of chunks of at most 1 MiB).
+    """
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in (fields or {}).items()
+    )
+    head += (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
         f'filename="{path.name}"\r\nContent-Type: text/csv\r\n\r\n'
     ).encode()

@@ -26,12 +26,11 @@ import csv
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_import import Bench, fake_file
+from bench_import import Bench, fake_file, multipart
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
@@ -39,27 +38,6 @@ from django.db import connection
 
 from jobs.models import Job
 from teams.models import Team
-
-
-def multipart(path: Path, boundary: str, fields: dict[str, str]) -> tuple[int, Iterator[bytes]]:
-    head = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-        for k, v in fields.items()
-    )
-    head += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        f'filename="{path.name}"\r\nContent-Type: text/csv\r\n\r\n'
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-
-    def body() -> Iterator[bytes]:
-        yield head
-        with path.open("rb") as fh:
-            while chunk := fh.read(1024 * 1024):
-                yield chunk
-        yield tail
-
-    return len(head) + path.stat().st_size + len(tail), body()
 
 
 def upload(bench: Bench, path: Path, **fields: str) -> Job:
