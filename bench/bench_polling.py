@@ -179,7 +179,11 @@ def main(pollers: int, seconds: float, running: int, interval: float) -> None:
         Job.objects.create(kind="count", owner=user, state="succeeded", params={"n": 0})
     worker = WorkerProcess(concurrency=max(1, running))
     port = free_port()
-    web = start_web(port)
+    try:
+        web = start_web(port)
+    except BaseException:
+        worker.stop()  # not left running when the web server does not start
+        raise
     base = f"http://127.0.0.1:{port}"
     jobs: list[Any] = []
     try:

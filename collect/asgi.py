@@ -19,24 +19,47 @@ upload in memory. Here the body is capped per path while it arrives:
 A declared ``Content-Length`` over the cap is a 413 before a byte of the body is
 read; a chunked body is counted and refused with a 413 the moment it passes the
 cap (RFC 9110, section 15.5.14).
+
+Why the views run in a pool of long-lived threads: Django's ASGI handler runs
+each request's sync middleware and view in a new thread (a
+``ThreadSensitiveContext`` per request), so every request opened a new database
+connection and crossed between the event loop and threads at each sync/async
+boundary of the middleware list. Here the whole sync stack (middleware, view)
+runs in one call on one of ``COLLECT_WEB_THREADS`` threads that live as long as
+the process, each keeping its database connection (``CONN_MAX_AGE``, which
+``collect web`` sets for its processes), as a threaded WSGI server does. Body
+reading and response sending stay on the event loop, so slow clients still
+hold no thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import functools
 import json
 import os
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from html import escape
 from typing import Any
 
 import django
 from django.conf import settings
 from django.core.exceptions import RequestAborted
+from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler
+from django.db import close_old_connections, connections
+from django.http import HttpRequest, HttpResponseBase
 from django.template.defaultfilters import filesizeformat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
+# The view threads live as long as the process: each keeps its database connection
+# this many seconds between requests instead of opening one per request.
+os.environ.setdefault("COLLECT_DB_CONN_MAX_AGE", "60")
 
 # The paths whose body is a file to import; every other body is small.
 IMPORT_PATHS = ("/import_teams/", "/api/imports/teams/")
@@ -119,7 +142,15 @@ class _CountingReceive:
 
 
 class BoundedASGIHandler(ASGIHandler):
-    """Django's ASGI handler with per-path body caps and an upload spooled to disk."""
+    """Django's ASGI handler with per-path body caps, an upload spooled to disk, and
+    the views run on a pool of ``threads`` long-lived threads (see the module's text).
+    """
+
+    def __init__(self, threads: int = 16) -> None:
+        base.BaseHandler.__init__(self)
+        # The middleware chain in sync mode: one call runs all of it and the view.
+        self.load_middleware(is_async=False)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="view")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -129,9 +160,49 @@ class BoundedASGIHandler(ASGIHandler):
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    await asyncio.get_running_loop().run_in_executor(None, self.close_threads)
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            raise ValueError(f"Collect serves HTTP only, not {scope['type']}")
+        # No ThreadSensitiveContext: what Django still runs through sync_to_async
+        # (signals, closing the response, reading a file download) goes to one
+        # thread of the process instead of a new thread per request.
+        await self.handle(scope, receive, send)
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        """Run the middleware and the view for ``request`` on a pool thread (same response)."""
+        call = functools.partial(contextvars.copy_context().run, self._respond_in_thread, request)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, call)
+
+    def close_threads(self, timeout: float = 5.0) -> None:
+        """Close every view thread's database connections, then let the threads end.
+
+        Called when the server stops (ASGI lifespan shutdown), so that the database
+        sees each connection closed rather than dropped. One task per thread of the
+        pool meets the others at a barrier (so each runs on its own thread), then
+        closes that thread's connections; a thread still busy after ``timeout``
+        seconds keeps its connection until the process ends.
+        """
+        size = self.pool._max_workers
+        barrier = threading.Barrier(size)
+
+        def close_mine() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):  # one busy: close anyway
+                barrier.wait(timeout)
+            connections.close_all()
+
+        wait([self.pool.submit(close_mine) for _ in range(size)], timeout=timeout + 1)
+        self.pool.shutdown(wait=False)
+
+    def _respond_in_thread(self, request: HttpRequest) -> HttpResponseBase:
+        # As Django's request_started/request_finished receivers do, but in the thread
+        # that uses the connection: drop one that is broken or older than CONN_MAX_AGE.
+        close_old_connections()
+        try:
+            return self.get_response(request)
+        finally:
+            close_old_connections()
 
     async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -190,7 +261,7 @@ class BoundedASGIHandler(ASGIHandler):
 def get_asgi_application() -> BoundedASGIHandler:
     """Set Django up and return the handler (as ``django.core.asgi.get_asgi_application``)."""
     django.setup(set_prefix=False)
-    return BoundedASGIHandler()
+    return BoundedASGIHandler(threads=int(settings.COLLECT_WEB_THREADS))
 
 
 application = get_asgi_application()

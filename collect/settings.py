@@ -217,6 +217,10 @@ def _database(url: str) -> dict[str, Any]:
             f"DATABASE_URL uses {engine}; Collect supports sqlite://, mysql:// and postgres://"
         )
     db["OPTIONS"] = options
+    # Seconds a connection is kept between requests (0: closed after each). The web
+    # processes' view threads live as long as the process (collect/asgi.py), and the
+    # ASGI module sets 60 for them; other processes default to 0.
+    db["CONN_MAX_AGE"] = env_int("COLLECT_DB_CONN_MAX_AGE", 0)
     db["CONN_HEALTH_CHECKS"] = True
     return db
 
@@ -590,6 +594,10 @@ COLLECT_PERMISSIONS_POLICY = (
 # Bodies of requests other than the import upload are capped at this many bytes
 # (Django's own limit, enforced by collect/asgi.py before anything is read).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("COLLECT_REQUEST_MAX_BYTES", 2_621_440)
+
+# Threads per web process that run views (collect/asgi.py); each keeps a database
+# connection, so a web host holds up to WEB_WORKERS x this many.
+COLLECT_WEB_THREADS = env_int("COLLECT_WEB_THREADS", 16)
 
 # API throttling (DRF): requests per user (or per address when anonymous).
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [

@@ -1,0 +1,135 @@
+"""The ASGI handler runs views on long-lived threads that keep their database connection.
+
+Django's own handler ran each request on a new thread, and so opened a new
+database connection per request (a backend fork on PostgreSQL). These tests call
+``collect.asgi.BoundedASGIHandler`` in-process over ASGI, on the real database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.db import connections
+from django.db.backends.signals import connection_created
+
+from collect.asgi import BoundedASGIHandler
+from collect.tokens import token_create
+
+pytestmark = [pytest.mark.servers, pytest.mark.django_db(transaction=True)]
+
+
+def scope(url: str, token: str) -> dict[str, Any]:
+    path, _, query = url.partition("?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Token {token}".encode())],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+
+
+async def get(handler: BoundedASGIHandler, path: str, token: str) -> tuple[int, Any]:
+    talk = ApplicationCommunicator(handler, scope(path, token))
+    await talk.send_input({"type": "http.request", "body": b""})
+    start = await talk.receive_output(30)
+    body = b""
+    while True:
+        message = await talk.receive_output(30)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await talk.wait(30)
+    return start["status"], json.loads(body)
+
+
+@pytest.fixture
+def kept_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``collect web`` sets for its processes (collect/asgi.py)."""
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 60)
+
+
+def test_requests_reuse_the_view_threads_and_their_connections(
+    django_user_model: Any, kept_connections: None
+) -> None:
+    user = django_user_model.objects.create_user("ana", password="x" * 12)
+    token = token_create(user=user)[0]
+    handler = BoundedASGIHandler(threads=2)
+    opened: list[int] = []
+
+    def note(**kwargs: Any) -> None:
+        opened.append(threading.get_ident())
+
+    connection_created.connect(note)
+    try:
+
+        async def many() -> list[tuple[int, Any]]:
+            answers = [await get(handler, "/api/tasks/", token) for _ in range(5)]
+            answers += await asyncio.gather(*(get(handler, "/api/tasks/", token) for _ in range(10)))
+            return answers
+
+        answers = async_to_sync(many)()
+    finally:
+        connection_created.disconnect(note)
+        handler.close_threads()
+    assert [status for status, _ in answers] == [200] * 15
+    assert all(body["count"] == 0 for _, body in answers)
+    # 15 requests, 2 threads: at most one connection each (Django's handler: 15).
+    assert 1 <= len(opened) <= 2
+    assert len(set(opened)) == len(opened)
+
+
+def test_a_failing_view_leaves_its_thread_a_working_connection(
+    django_user_model: Any, kept_connections: None
+) -> None:
+    """A 404 and an error in one request do not break the next on the same thread."""
+    user = django_user_model.objects.create_user("ana", password="x" * 12)
+    token = token_create(user=user)[0]
+    handler = BoundedASGIHandler(threads=1)
+    try:
+        missing = async_to_sync(get)(handler, f"/api/tasks/{'0' * 32}/", token)
+        refused = async_to_sync(get)(handler, "/api/tasks/?state=nope", token)
+        fine = async_to_sync(get)(handler, "/api/tasks/", token)
+    finally:
+        handler.close_threads()
+    assert missing[0] == 404
+    assert refused[0] == 400 and "Unknown state" in refused[1]["state"][0]
+    assert fine == (200, {"count": 0, "next": None, "previous": None, "results": []})
+
+
+def test_close_threads_closes_each_threads_connection(
+    django_user_model: Any, kept_connections: None
+) -> None:
+    user = django_user_model.objects.create_user("ana", password="x" * 12)
+    token = token_create(user=user)[0]
+    handler = BoundedASGIHandler(threads=3)
+    opened: list[Any] = []
+
+    def note(connection: Any, **kwargs: Any) -> None:
+        opened.append(connection)
+
+    connection_created.connect(note)
+    try:
+
+        async def some() -> None:
+            await asyncio.gather(*(get(handler, "/api/tasks/", token) for _ in range(6)))
+
+        async_to_sync(some)()
+    finally:
+        connection_created.disconnect(note)
+        handler.close_threads()
+    assert opened
+    assert all(c.connection is None for c in opened)  # closed by their own threads
