@@ -530,7 +530,8 @@ COLLECT_TRUSTED_PROXIES = env_list("COLLECT_TRUSTED_PROXIES", [])
 # client address, after this many failures in a row, for the cool-off time.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, with one query per has_perm() (collect/permissions.py).
+    "collect.permissions.OneQueryModelBackend",
 ]
 AXES_FAILURE_LIMIT = env_int("COLLECT_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_float("COLLECT_LOGIN_LOCKOUT_MINUTES", 15.0) / 60  # hours

@@ -53,13 +53,18 @@ def worker_is_shutting_down() -> bool:
 
 
 def _sweep_forever() -> None:
+    from collect.tokens import delete_expired_tokens
     from jobs.retention import retention_sweep
     from jobs.services import job_sweep
 
     rounds = 0
     while not _stop.is_set():
-        # Files age in days: their sweep (a scan of finished jobs) need not run every time.
-        sweeps = (job_sweep, retention_sweep) if rounds % RETENTION_EVERY == 0 else (job_sweep,)
+        # Files and tokens age in days: their sweeps need not run every time.
+        sweeps = (
+            (job_sweep, retention_sweep, delete_expired_tokens)
+            if rounds % RETENTION_EVERY == 0
+            else (job_sweep,)
+        )
         rounds += 1
         for sweep in sweeps:
             try:

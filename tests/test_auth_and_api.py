@@ -224,5 +224,31 @@ def test_a_token_is_looked_up_once_per_request(user, job):  # type: ignore[no-un
     with CaptureQueriesContext(connection) as queries:
         assert api.get("/api/tasks/").status_code == 200
     lookups = [q for q in queries.captured_queries if "knox_authtoken" in q["sql"]]
-    # knox reads the token, then the user's tokens to drop expired ones: two, not four.
-    assert len(lookups) == 2
+    # One: the token (with its user). The user's other tokens are not read; the
+    # workers' sweep deletes the expired ones.
+    assert len(lookups) == 1
+
+
+@pytest.mark.django_db
+def test_an_expired_token_is_refused_and_the_sweep_deletes_the_others(user):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    from collect.tokens import delete_expired_tokens, token_create
+
+    expired, _ = token_create(user=user)
+    also_expired, _ = token_create(user=user)
+    fresh, _ = token_create(user=user)
+    AuthToken.objects.filter(token_key__in=[expired[:15], also_expired[:15]]).update(
+        expiry=timezone.now() - dt.timedelta(seconds=1)
+    )
+    api = Client(HTTP_AUTHORIZATION=f"Token {expired}")
+    answer = api.get("/api/tasks/")
+    assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
+    assert not AuthToken.objects.filter(token_key=expired[:15]).exists()  # deleted on sight
+    assert Client(HTTP_AUTHORIZATION=f"Token {fresh}").get("/api/tasks/").status_code == 200
+    assert AuthToken.objects.filter(token_key=also_expired[:15]).exists()  # not read per request
+    assert delete_expired_tokens() == 1
+    assert list(AuthToken.objects.values_list("token_key", flat=True)) == [fresh[:15]]

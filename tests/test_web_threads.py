@@ -78,7 +78,9 @@ def test_requests_reuse_the_view_threads_and_their_connections(
 
         async def many() -> list[tuple[int, Any]]:
             answers = [await get(handler, "/api/tasks/", token) for _ in range(5)]
-            answers += await asyncio.gather(*(get(handler, "/api/tasks/", token) for _ in range(10)))
+            answers += await asyncio.gather(
+                *(get(handler, "/api/tasks/", token) for _ in range(10))
+            )
             return answers
 
         answers = async_to_sync(many)()
