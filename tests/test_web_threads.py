@@ -8,12 +8,12 @@ database connection per request (a backend fork on PostgreSQL). These tests call
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import threading
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 from django.db.backends.signals import connection_created
@@ -56,6 +56,15 @@ async def get(handler: BoundedASGIHandler, path: str, token: str) -> tuple[int, 
     return start["status"], json.loads(body)
 
 
+def run(coroutine: Any) -> Any:
+    """Run ``coroutine`` to its end on an event loop of its own thread.
+
+    (Not ``async_to_sync``: after the browser tests, this thread has a loop.)
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result(timeout=60)
+
+
 @pytest.fixture
 def kept_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``collect web`` sets for its processes (collect/asgi.py)."""
@@ -83,7 +92,7 @@ def test_requests_reuse_the_view_threads_and_their_connections(
             )
             return answers
 
-        answers = async_to_sync(many)()
+        answers = run(many())
     finally:
         connection_created.disconnect(note)
         handler.close_threads()
@@ -102,9 +111,9 @@ def test_a_failing_view_leaves_its_thread_a_working_connection(
     token = token_create(user=user)[0]
     handler = BoundedASGIHandler(threads=1)
     try:
-        missing = async_to_sync(get)(handler, f"/api/tasks/{'0' * 32}/", token)
-        refused = async_to_sync(get)(handler, "/api/tasks/?state=nope", token)
-        fine = async_to_sync(get)(handler, "/api/tasks/", token)
+        missing = run(get(handler, f"/api/tasks/{'0' * 32}/", token))
+        refused = run(get(handler, "/api/tasks/?state=nope", token))
+        fine = run(get(handler, "/api/tasks/", token))
     finally:
         handler.close_threads()
     assert missing[0] == 404
@@ -129,7 +138,7 @@ def test_close_threads_closes_each_threads_connection(
         async def some() -> None:
             await asyncio.gather(*(get(handler, "/api/tasks/", token) for _ in range(6)))
 
-        async_to_sync(some)()
+        run(some())
     finally:
         connection_created.disconnect(note)
         handler.close_threads()
