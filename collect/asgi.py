@@ -29,7 +29,7 @@ runs in one call on one of ``COLLECT_WEB_THREADS`` threads that live as long as
 the process, each keeping its database connection (``CONN_MAX_AGE``, which
 ``collect web`` sets for its processes), as a threaded WSGI server does. Body
 reading and response sending stay on the event loop, so slow clients still
-hold no thread.
+hold no thread; a download's file is read on the pool a block at a time.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ import os
 import sys
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from html import escape
 from typing import Any
 
@@ -120,6 +121,12 @@ def wants_html(scope: Scope) -> bool:
     return "text/html" in accept and b"authorization" not in headers
 
 
+def _close_unsent(future: Future[HttpResponseBase]) -> None:
+    """Close the response of a view whose client left before it was sent."""
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
 class _CountingReceive:
     """Wraps ASGI ``receive``: counts body bytes and ends the request past the limit."""
 
@@ -166,14 +173,50 @@ class BoundedASGIHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"Collect serves HTTP only, not {scope['type']}")
         # No ThreadSensitiveContext: what Django still runs through sync_to_async
-        # (signals, closing the response, reading a file download) goes to one
-        # thread of the process instead of a new thread per request.
+        # (the request_started/finished signals, closing the response: short
+        # calls) goes to one thread of the process instead of a new thread per
+        # request. File downloads are read on the pool (run_get_response).
         await self.handle(scope, receive, send)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        """Run the middleware and the view for ``request`` on a pool thread (same response)."""
+        """Run the middleware and the view for ``request`` on a pool thread (same response).
+
+        When the client goes away first (Django then cancels this call), a view
+        still running finishes on its thread and its response is closed there.
+        """
         call = functools.partial(contextvars.copy_context().run, self._respond_in_thread, request)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, call)
+        future = self.pool.submit(call)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_close_unsent)
+            raise
+
+    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
+        """The response, with a sync streaming body (a file download) read on the pool.
+
+        Django's ASGI handler reads a sync iterator whole, with ``list()``, before
+        sending a byte (its "must consume synchronous iterators" warning): a
+        400 MB download took 400 MB of memory, and it did so on the thread that
+        also runs every request's start and end signals, stalling the process.
+        Here the body is pulled one block (64 KiB, Django's ``chunk_size``) at a
+        time, each on a pool thread, and sent before the next is read.
+        """
+        response = await super().run_get_response(request)
+        if getattr(response, "streaming", False) and not response.is_async:  # type: ignore[attr-defined]
+            response.streaming_content = self._pulled(response.streaming_content)  # type: ignore[attr-defined]
+        return response
+
+    def _pulled(self, parts: Iterator[bytes]) -> AsyncIterator[bytes]:
+        """``parts`` as an async iterator whose every ``next()`` runs on a pool thread."""
+        end = object()
+
+        async def pull() -> AsyncIterator[bytes]:
+            loop = asyncio.get_running_loop()
+            while (part := await loop.run_in_executor(self.pool, next, parts, end)) is not end:
+                yield part  # type: ignore[misc]
+
+        return pull()
 
     def close_threads(self, timeout: float = 5.0) -> None:
         """Close every view thread's database connections, then let the threads end.

@@ -17,6 +17,8 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 from django.db.backends.signals import connection_created
+from django.http import FileResponse, HttpResponse
+from django.urls import path
 
 from collect.asgi import BoundedASGIHandler
 from collect.tokens import token_create
@@ -36,24 +38,31 @@ def scope(url: str, token: str) -> dict[str, Any]:
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Token {token}".encode())],
+        "headers": [(b"host", b"testserver")]
+        + ([(b"authorization", f"Token {token}".encode())] if token else []),
         "client": ("127.0.0.1", 40000),
         "server": ("testserver", 80),
     }
 
 
-async def get(handler: BoundedASGIHandler, path: str, token: str) -> tuple[int, Any]:
+async def fetch(handler: BoundedASGIHandler, path: str, token: str) -> tuple[int, list[bytes]]:
+    """(status, the body's messages) of a GET of ``path``."""
     talk = ApplicationCommunicator(handler, scope(path, token))
     await talk.send_input({"type": "http.request", "body": b""})
     start = await talk.receive_output(30)
-    body = b""
+    messages = []
     while True:
         message = await talk.receive_output(30)
-        body += message.get("body", b"")
+        messages.append(message.get("body", b""))
         if not message.get("more_body"):
             break
     await talk.wait(30)
-    return start["status"], json.loads(body)
+    return start["status"], messages
+
+
+async def get(handler: BoundedASGIHandler, path: str, token: str) -> tuple[int, Any]:
+    status, messages = await fetch(handler, path, token)
+    return status, json.loads(b"".join(messages))
 
 
 def run(coroutine: Any) -> Any:
@@ -144,3 +153,82 @@ def test_close_threads_closes_each_threads_connection(
         handler.close_threads()
     assert opened
     assert all(c.connection is None for c in opened)  # closed by their own threads
+
+
+# A download whose storage answers slowly: ``read()`` waits for ``RELEASE``.
+RELEASE = threading.Event()
+BLOCK = 64 * 1024
+
+
+class SlowFile:
+    """A file of ``blocks`` blocks of 64 KiB whose first read waits for ``RELEASE``."""
+
+    def __init__(self, blocks: int) -> None:
+        self.left = blocks
+        self.reads = 0
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        RELEASE.wait(30)
+        self.reads += 1
+        if not self.left:
+            return b""
+        self.left -= 1
+        return bytes([self.left % 256]) * BLOCK
+
+    def close(self) -> None:
+        self.closed = True
+
+
+FILES: list[SlowFile] = []
+
+
+def slow_download(request: Any) -> FileResponse:
+    FILES.append(SlowFile(blocks=40))
+    return FileResponse(FILES[-1], content_type="application/octet-stream")
+
+
+def ping(request: Any) -> HttpResponse:
+    return HttpResponse(b"pong")
+
+
+urlpatterns = [path("slow/", slow_download), path("ping/", ping)]
+
+
+@pytest.fixture
+def slow_urls(settings: Any) -> Any:
+    settings.ROOT_URLCONF = __name__
+    RELEASE.clear()
+    FILES.clear()
+    yield
+    RELEASE.set()
+
+
+def test_a_download_is_read_block_by_block_without_stalling_other_requests(
+    slow_urls: None,
+) -> None:
+    """Django read a sync download whole (``list()``) on the thread that also runs every
+    request's signals: one slow download stalled the process, and held the file in memory."""
+    handler = BoundedASGIHandler(threads=4)
+
+    async def scenario() -> tuple[tuple[int, list[bytes]], tuple[int, list[bytes]], int]:
+        download = asyncio.ensure_future(fetch(handler, "/slow/", ""))
+        await asyncio.sleep(0.3)  # the view has answered; its first read waits
+        pinged = await asyncio.wait_for(fetch(handler, "/ping/", ""), 10)
+        reads_while_waiting = FILES[0].reads
+        RELEASE.set()
+        return await download, pinged, reads_while_waiting
+
+    try:
+        (status, messages), pinged, reads_while_waiting = run(scenario())
+    finally:
+        RELEASE.set()
+        handler.close_threads()
+    assert pinged == (200, [b"pong"])
+    assert reads_while_waiting == 0  # the ping went by while the download waited
+    assert status == 200
+    body = b"".join(messages)
+    assert body == b"".join(bytes([n % 256]) * BLOCK for n in reversed(range(40)))
+    # One block per message: read and sent one at a time, not gathered first.
+    assert [len(m) for m in messages[:-1]] == [BLOCK] * 40 and messages[-1] == b""
+    assert FILES[0].closed
