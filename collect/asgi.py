@@ -157,6 +157,7 @@ class BoundedASGIHandler(ASGIHandler):
         base.BaseHandler.__init__(self)
         # The middleware chain in sync mode: one call runs all of it and the view.
         self.load_middleware(is_async=False)
+        self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="view")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -227,15 +228,14 @@ class BoundedASGIHandler(ASGIHandler):
         closes that thread's connections; a thread still busy after ``timeout``
         seconds keeps its connection until the process ends.
         """
-        size = self.pool._max_workers
-        barrier = threading.Barrier(size)
+        barrier = threading.Barrier(self.threads)
 
         def close_mine() -> None:
             with contextlib.suppress(threading.BrokenBarrierError):  # one busy: close anyway
                 barrier.wait(timeout)
             connections.close_all()
 
-        wait([self.pool.submit(close_mine) for _ in range(size)], timeout=timeout + 1)
+        wait([self.pool.submit(close_mine) for _ in range(self.threads)], timeout=timeout + 1)
         self.pool.shutdown(wait=False)
 
     def _respond_in_thread(self, request: HttpRequest) -> HttpResponseBase:
