@@ -599,6 +599,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("COLLECT_REQUEST_MAX_BYTES", 2_621_440)
 # Threads per web process that run views (collect/asgi.py); each keeps a database
 # connection, so a web host holds up to WEB_WORKERS x this many.
 COLLECT_WEB_THREADS = env_int("COLLECT_WEB_THREADS", 16)
+# Of those, at most this many run reads (GET, HEAD) at once; the others are kept for
+# requests that change something (pause, stop, an upload), so these never queue
+# behind polls. Reads beyond it wait on the event loop, holding no thread. Views are
+# Python, so threads of one process mostly take turns: two reads at once use a core
+# about as well as sixteen, with less time lost switching (docs/performance.md).
+COLLECT_WEB_READ_THREADS = env_int("COLLECT_WEB_READ_THREADS", 2)
 
 # API throttling (DRF): requests per user (or per address when anonymous).
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [

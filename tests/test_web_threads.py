@@ -20,6 +20,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 from django.http import FileResponse, HttpResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from collect.asgi import BoundedASGIHandler
 from collect.tokens import token_create
@@ -27,13 +28,13 @@ from collect.tokens import token_create
 pytestmark = [pytest.mark.servers, pytest.mark.django_db(transaction=True)]
 
 
-def scope(url: str, token: str) -> dict[str, Any]:
+def scope(url: str, token: str, method: str = "GET") -> dict[str, Any]:
     path, _, query = url.partition("?")
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -46,9 +47,11 @@ def scope(url: str, token: str) -> dict[str, Any]:
     }
 
 
-async def fetch(handler: BoundedASGIHandler, path: str, token: str) -> tuple[int, list[bytes]]:
-    """(status, the body's messages) of a GET of ``path``."""
-    talk = ApplicationCommunicator(handler, scope(path, token))
+async def fetch(
+    handler: BoundedASGIHandler, path: str, token: str, method: str = "GET"
+) -> tuple[int, list[bytes]]:
+    """(status, the body's messages) of a request (a GET by default) for ``path``."""
+    talk = ApplicationCommunicator(handler, scope(path, token, method))
     await talk.send_input({"type": "http.request", "body": b""})
     start = await talk.receive_output(30)
     messages = []
@@ -189,10 +192,27 @@ def slow_download(request: Any) -> FileResponse:
 
 
 def ping(request: Any) -> HttpResponse:
+    PINGED.append(request.method)
     return HttpResponse(b"pong")
 
 
-urlpatterns = [path("slow/", slow_download), path("ping/", ping)]
+# A view that holds its thread until ``HOLD`` is set; ``HELD`` says it has started.
+HOLD = threading.Event()
+HELD = threading.Event()
+PINGED: list[str] = []
+
+
+def hold(request: Any) -> HttpResponse:
+    HELD.set()
+    HOLD.wait(30)
+    return HttpResponse(b"held")
+
+
+urlpatterns = [
+    path("slow/", slow_download),
+    path("ping/", csrf_exempt(ping)),
+    path("hold/", hold),
+]
 
 
 @pytest.fixture
@@ -200,8 +220,12 @@ def slow_urls(settings: Any) -> Any:
     settings.ROOT_URLCONF = __name__
     RELEASE.clear()
     FILES.clear()
+    HOLD.clear()
+    HELD.clear()
+    PINGED.clear()
     yield
     RELEASE.set()
+    HOLD.set()
 
 
 def test_a_download_is_read_block_by_block_without_stalling_other_requests(
@@ -232,3 +256,42 @@ def test_a_download_is_read_block_by_block_without_stalling_other_requests(
     # One block per message: read and sent one at a time, not gathered first.
     assert [len(m) for m in messages[:-1]] == [BLOCK] * 40 and messages[-1] == b""
     assert FILES[0].closed
+
+
+def test_reads_wait_for_a_read_thread_and_writes_go_by(slow_urls: None) -> None:
+    """Reads (GET) run on at most ``read_threads`` threads; a POST (a pause, a stop)
+    does not queue behind them. A read whose client leaves while it waits takes no
+    thread, and every slot comes back."""
+    handler = BoundedASGIHandler(threads=3, read_threads=1)
+
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        held = asyncio.ensure_future(fetch(handler, "/hold/", ""))
+        await asyncio.get_running_loop().run_in_executor(None, HELD.wait, 10)
+        waiting = asyncio.ensure_future(fetch(handler, "/ping/", ""))
+        leaving = ApplicationCommunicator(handler, scope("/ping/", ""))
+        await leaving.send_input({"type": "http.request", "body": b""})
+        await asyncio.sleep(0.3)
+        seen["reads run while the read thread is held"] = list(PINGED)
+        await leaving.send_input({"type": "http.disconnect"})  # its client goes away
+        await leaving.wait(10)
+        seen["post"] = await asyncio.wait_for(fetch(handler, "/ping/", "", "POST"), 10)
+        seen["held still running"] = not held.done()
+        HOLD.set()
+        seen["held"] = await asyncio.wait_for(held, 10)
+        seen["waiting"] = await asyncio.wait_for(waiting, 10)
+        # One slot, so these would hang if a slot had been kept by the one that left.
+        seen["after"] = [await asyncio.wait_for(fetch(handler, "/ping/", ""), 10) for _ in range(3)]
+        return seen
+
+    try:
+        seen = run(scenario())
+    finally:
+        HOLD.set()
+        handler.close_threads()
+    assert seen["reads run while the read thread is held"] == []
+    assert seen["post"] == (200, [b"pong"]) and seen["held still running"]
+    assert seen["held"] == (200, [b"held"])
+    assert seen["waiting"] == (200, [b"pong"])
+    assert seen["after"] == [(200, [b"pong"])] * 3
+    assert PINGED == ["POST", "GET", "GET", "GET", "GET"]  # the one that left never ran
