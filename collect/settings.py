@@ -551,12 +551,38 @@ AXES_SENSITIVE_PARAMETERS: list[str] = []
 # (counted in the cache: the data folder's, shared by the web processes of one host).
 COLLECT_PASSWORD_RESETS_PER_HOUR = env_int("COLLECT_PASSWORD_RESETS_PER_HOUR", 5)
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(DATA_DIR / "cache"),
+# The cache holds counters only: the API's rate limits (collect/throttling.py) and the
+# password-reset limits above, raised with add() + incr(), which must be atomic.
+# COLLECT_CACHE_URL=redis://host:6379/0 counts across every web host (Redis's INCR);
+# empty, diskcache counts in SQLite files in the data folder, shared by the web
+# processes of this host. (Django's file cache is not atomic: concurrent requests
+# were lost from the count, and it rewrote a file per request.)
+COLLECT_CACHE_URL = env_str("COLLECT_CACHE_URL", "").strip()
+CACHES: dict[str, dict[str, Any]]
+if COLLECT_CACHE_URL:
+    if COLLECT_CACHE_URL.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(
+            f"COLLECT_CACHE_URL must be a Redis URL (redis://host:6379/0, rediss://… or "
+            f"unix:///path/to/redis.sock), not {COLLECT_CACHE_URL.split('://', 1)[0]!r}; "
+            "leave it empty to count in the data folder."
+        )
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": COLLECT_CACHE_URL,
+            "KEY_PREFIX": "collect",
+        }
     }
-}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "diskcache.DjangoCache",
+            "LOCATION": str(DATA_DIR / "counters"),
+            # Wait up to 1 s for another process's write (its default, 10 ms, is
+            # retried by each call anyway).
+            "DATABASE_TIMEOUT": 1.0,
+        }
+    }
 
 # API tokens (django-rest-knox): stored as a SHA-512 digest, and valid this many
 # days after they are made (collect drf_create_token USER makes a new one).
@@ -608,8 +634,8 @@ COLLECT_WEB_READ_THREADS = env_int("COLLECT_WEB_READ_THREADS", 2)
 
 # API throttling (DRF): requests per user (or per address when anonymous).
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
-    "rest_framework.throttling.AnonRateThrottle",
-    "rest_framework.throttling.UserRateThrottle",
+    "collect.throttling.AnonRateThrottle",
+    "collect.throttling.UserRateThrottle",
 ]
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "anon": env_str("COLLECT_API_ANON_RATE", "60/minute"),

@@ -1,0 +1,71 @@
+"""API rate limits that count every request, however many arrive at once.
+
+DRF's ``SimpleRateThrottle`` keeps each client's request times as a list in the
+cache and writes the list back after each request: a read-modify-write with no
+lock, so concurrent requests overwrite each other's entries. Measured here, 1000
+requests from 50 threads in 9 s got no 429 against a limit of 600 a minute,
+while the same requests one after the other were limited. It also pickles and
+writes up to ``N`` timestamps per request (with the file cache, a file written
+and renamed per request: 13% of a web process's time under 20 pollers).
+
+These throttles count in fixed windows instead: one counter per client and
+window, made with the cache's ``add`` and raised with its ``incr``, which are
+atomic on the caches ``collect`` configures (``COLLECT_CACHE_URL``: Redis's
+``SET NX`` and ``INCRBY``; by default diskcache, one SQLite transaction each,
+shared by the processes of one host). Windows are aligned to the clock, as in
+django-ratelimit: a client may send up to ``N`` requests at the end of one window
+and ``N`` more at the start of the next. A refused request counts too, so a
+client that ignores ``Retry-After`` stays refused until the window ends.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rest_framework import throttling
+
+
+class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
+    """``SimpleRateThrottle`` with an atomic counter per client and window.
+
+    ``allow_request`` costs two cache calls (``add``, ``incr``) and stores one
+    integer. ``wait()`` is the seconds until the window ends (DRF turns it into
+    the ``Retry-After`` header of the 429, RFC 6585 section 4).
+    """
+
+    # Set by SimpleRateThrottle.__init__ from the rate ("600/minute": 600, 60 s).
+    num_requests: int
+    duration: int
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        now = self.timer()
+        window = int(now // self.duration)
+        self.window_ends = (window + 1) * self.duration
+        counter = f"{key}:{window}"
+        timeout = math.ceil(self.window_ends - now) + 1  # gone soon after its window
+        self.cache.add(counter, 0, timeout)
+        try:
+            count = self.cache.incr(counter)
+        except ValueError:  # expired between add and incr: the window has just turned
+            self.cache.add(counter, 0, timeout)
+            count = self.cache.incr(counter)
+        self.now = now
+        return bool(count <= self.num_requests)
+
+    def wait(self) -> float:
+        """Seconds until the current window ends and the count starts again."""
+        return max(0.0, self.window_ends - self.now)
+
+
+class AnonRateThrottle(FixedWindowRateThrottle, throttling.AnonRateThrottle):
+    """Requests per client address without a login (scope ``anon``)."""
+
+
+class UserRateThrottle(FixedWindowRateThrottle, throttling.UserRateThrottle):
+    """Requests per signed-in user or token (scope ``user``); per address otherwise."""
