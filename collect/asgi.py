@@ -36,8 +36,9 @@ core (the GIL). Sixteen polls at once cost more CPU each (switching) and a pause
 or stop sent meanwhile shared the core with all of them. At most
 ``COLLECT_WEB_READ_THREADS`` requests of a safe method (GET, HEAD: RFC 9110,
 section 9.2.1) run at once per process; the others wait on the event loop, holding
-no thread, and a request that changes something (POST) takes a free thread at
-once. Under 20 pollers this halved the time a pause or stop waited for its answer.
+no thread, and a request that changes something (a POST, or the seed's GET of
+``/stop_task/<id>``) takes a free thread at once. Under 20 pollers this cut the
+time a pause or stop waited for its answer by half or more (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -79,6 +80,18 @@ ENVELOPE_BYTES = 64 * 1024
 UPLOAD_SPOOL_MEMORY_BYTES = 64 * 1024
 # Requests that only read (RFC 9110, section 9.2.1): these share the read slots.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# ... except where the seed's scripts act with a GET and an API token:
+# /stop_task/<id> stops a job, /export_data/?… starts an export.
+SEED_ACTION_PATHS = ("/stop_task/",)
+SEED_ACTION_EXACT = frozenset({"/export_data/"})
+
+
+def only_reads(method: str, path: str) -> bool:
+    """Whether a request of ``method`` for ``path`` changes nothing (it then takes a read slot)."""
+    if method not in SAFE_METHODS:
+        return False
+    return not (path.startswith(SEED_ACTION_PATHS) or path in SEED_ACTION_EXACT)
+
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -204,7 +217,7 @@ class BoundedASGIHandler(ASGIHandler):
         response is closed there.
         """
         call = functools.partial(contextvars.copy_context().run, self._respond_in_thread, request)
-        if request.method not in SAFE_METHODS:
+        if not only_reads(request.method or "GET", request.path):
             future = self.pool.submit(call)
         else:
             slots = self.read_slots()

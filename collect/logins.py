@@ -18,9 +18,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.views import PasswordResetView
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from collect.throttling import counters
 
 logger = logging.getLogger("collect.logins")
 
@@ -47,6 +48,7 @@ def lockout_response(
 
 def _over_limit(key: str) -> bool:
     """Count one more request under ``key`` in this hour; True when over the limit."""
+    cache = counters()
     cache.add(key, 0, RESET_WINDOW_SECONDS)
     try:
         count = cache.incr(key)
