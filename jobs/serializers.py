@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
-from rest_framework import serializers
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from jobs import parts
 from jobs.kinds import kinds
@@ -12,6 +15,32 @@ from jobs.retention import files_deleted_message
 
 # A job id that no real job has, standing in for the id in cached link templates.
 _PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+# The plan's mark for a DateTimeField written as DRF's default ISO 8601 text.
+_ISO_DATETIME = "<iso datetime>"
+
+
+def _plain_iso(field: Any) -> bool:
+    """A ``DateTimeField`` of a plain attribute, in DRF's ISO 8601 format, in the current zone."""
+    if not isinstance(field, serializers.DateTimeField) or hasattr(field, "timezone"):
+        return False
+    output = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    return isinstance(output, str) and output.lower() == ISO_8601 and len(field.source_attrs) == 1
+
+
+def iso_datetime(value: Any, zone: Any, field: Any) -> str | None:
+    """``value`` as DRF's ``DateTimeField.to_representation`` writes it, for an aware datetime.
+
+    DRF's own path (``enforce_timezone``, then ``isoformat``) took 37 µs a value,
+    a quarter of a jobs list's CPU for 150 dates; this is the same text (ISO 8601
+    in the current time zone, ``Z`` for UTC) from ``astimezone`` + ``isoformat``.
+    Anything else (None, a naive datetime, no time zone) goes through ``field``.
+    """
+    if value is None:
+        return None
+    if zone is None or value.tzinfo is None:
+        return str(field.to_representation(value))
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -70,7 +99,11 @@ class JobSerializer(serializers.ModelSerializer):
         if instance.has_parts:
             parts.add_up(instance)  # the progress of a job made of parts is theirs
         out: dict[str, Any] = {}
+        zone = timezone.get_current_timezone() if settings.USE_TZ else None
         for name, attr, method, field in self._plan():
+            if method == _ISO_DATETIME:
+                out[name] = iso_datetime(getattr(instance, attr), zone, field)
+                continue
             if method:
                 out[name] = getattr(self, method)(instance)
                 continue
@@ -95,6 +128,8 @@ class JobSerializer(serializers.ModelSerializer):
                 name = str(field.field_name)
                 if isinstance(field, serializers.SerializerMethodField):
                     plan.append((name, "", str(field.method_name), field))
+                elif _plain_iso(field):
+                    plan.append((name, field.source_attrs[0], _ISO_DATETIME, field))
                 else:
                     assert len(field.source_attrs) == 1, field.source  # a plain attribute
                     plan.append((name, field.source_attrs[0], "", field))

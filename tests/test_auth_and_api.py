@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from jobs.models import Job, State
@@ -213,6 +214,13 @@ def test_the_jobs_list_renders_what_drfs_own_loop_renders(user, job):  # type: i
         Generic(jobs, many=True, context=context).data
     )
     assert len(jobs) == 3
+    for zone in ("Europe/Paris", "America/St_Johns", "Asia/Kathmandu"):  # dates in other zones
+        with timezone.override(zone):
+            ours = JobSerializer(jobs, many=True, context=context).data
+            assert ours == Generic(jobs, many=True, context=context).data
+            assert "2026-01-02T03:04:05.678901Z" not in {j["started_at"] for j in ours}
+    ours = JobSerializer(jobs, many=True, context=context).data
+    assert "2026-01-02T03:04:05.678901Z" in {j["started_at"] for j in ours}  # UTC: a Z
 
 
 @pytest.mark.django_db
