@@ -21,7 +21,7 @@ from django.contrib.auth.views import PasswordResetView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from collect.throttling import counters
+from collect.throttling import hit, log_outage
 
 logger = logging.getLogger("collect.logins")
 
@@ -47,14 +47,16 @@ def lockout_response(
 
 
 def _over_limit(key: str) -> bool:
-    """Count one more request under ``key`` in this hour; True when over the limit."""
-    cache = counters()
-    cache.add(key, 0, RESET_WINDOW_SECONDS)
+    """Count one more request under ``key`` in this hour; True when over the limit.
+
+    True as well when the counters cannot be reached (Redis down): no mail is
+    sent rather than an unlimited number, and an error is logged.
+    """
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, RESET_WINDOW_SECONDS)
-        count = 1
+        count = hit(key, RESET_WINDOW_SECONDS)
+    except Exception as error:
+        log_outage(error, "Password-reset mails are not sent")
+        return True
     return count > settings.COLLECT_PASSWORD_RESETS_PER_HOUR
 
 

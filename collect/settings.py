@@ -571,6 +571,9 @@ if COLLECT_CACHE_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": COLLECT_CACHE_URL,
             "KEY_PREFIX": "collect",
+            # A Redis that does not answer costs a request 1 s, not a hang
+            # (collect/throttling.py then lets it through and logs an error).
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
         }
     }
 else:

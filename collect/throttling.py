@@ -15,14 +15,18 @@ atomic on the caches ``collect`` configures (``COLLECT_CACHE_URL``: Redis's
 shared by the processes of one host). Windows are aligned to the clock, as in
 django-ratelimit: a client may send up to ``N`` requests at the end of one window
 and ``N`` more at the start of the next. A refused request counts too, so a
-client that ignores ``Retry-After`` stays refused until the window ends.
+client that ignores ``Retry-After`` stays refused until the window ends. When
+the store cannot be reached (Redis down), requests are let through and an error
+is logged once a minute: the API stays up without its limits.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
+import time
 from typing import Any
 
 from django.core.cache import BaseCache, caches
@@ -30,8 +34,13 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from rest_framework import throttling
 
+logger = logging.getLogger("collect.throttling")
+
 _shared: dict[str, BaseCache] = {}
 _made = threading.Lock()
+# When the counters' store was last said to be unreachable (time.monotonic()).
+_last_outage_log = [-math.inf]
+OUTAGE_LOG_EVERY_SECONDS = 60.0
 
 
 def counters() -> BaseCache:
@@ -50,6 +59,36 @@ def counters() -> BaseCache:
             if "default" not in _shared:
                 _shared["default"] = caches.create_connection("default")
             return _shared["default"]
+
+
+def hit(key: str, window_seconds: int) -> int:
+    """Count one request under ``key``: the count so far, this one included.
+
+    ``key`` names the counter of one client and window; it expires about
+    ``window_seconds`` later. Raises whatever the cache raises when its store
+    cannot be reached (``redis.ConnectionError``, ``diskcache.Timeout``, …).
+    """
+    cache = counters()
+    cache.add(key, 0, window_seconds)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr: start it again
+        cache.add(key, 0, window_seconds)
+        return int(cache.incr(key))
+
+
+def log_outage(error: Exception, what: str) -> None:
+    """Log (ERROR, at most once a minute per process) that the counters cannot be reached."""
+    now = time.monotonic()
+    if now - _last_outage_log[0] >= OUTAGE_LOG_EVERY_SECONDS:
+        _last_outage_log[0] = now
+        logger.error(
+            "%s: the counters' store cannot be reached (COLLECT_CACHE_URL, or the data "
+            "folder's counters): %s: %s",
+            what,
+            type(error).__name__,
+            error,
+        )
 
 
 @receiver(setting_changed)
@@ -82,17 +121,15 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
         now = self.timer()
         window = int(now // self.duration)
         self.window_ends = (window + 1) * self.duration
-        counter = f"{key}:{window}"
-        timeout = math.ceil(self.window_ends - now) + 1  # gone soon after its window
-        cache = counters()
-        cache.add(counter, 0, timeout)
-        try:
-            count = cache.incr(counter)
-        except ValueError:  # expired between add and incr: the window has just turned
-            cache.add(counter, 0, timeout)
-            count = cache.incr(counter)
         self.now = now
-        return bool(count <= self.num_requests)
+        timeout = math.ceil(self.window_ends - now) + 1  # gone soon after its window
+        try:
+            count = hit(f"{key}:{window}", timeout)
+        except Exception as error:
+            # The API stays up while its counters' store is down; the log says so.
+            log_outage(error, "API requests are not rate-limited")
+            return True
+        return count <= self.num_requests
 
     def wait(self) -> float:
         """Seconds until the current window ends and the count starts again."""

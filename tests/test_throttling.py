@@ -20,8 +20,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.core.cache import caches
-from django.test import override_settings
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from collect.throttling import FixedWindowRateThrottle, UserRateThrottle
@@ -186,3 +187,32 @@ def test_the_default_settings_count_in_the_data_folder(tmp_path: Path) -> None:
     second = _collect("shell", "--no-imports", "-c", script, COLLECT_DATA_DIR=str(tmp_path))
     assert (first.stdout.split()[-1], second.stdout.split()[-1]) == ("1", "2"), first.stderr
     assert (tmp_path / "counters").is_dir()
+
+
+@pytest.mark.django_db
+def test_with_redis_down_the_api_answers_and_reset_mails_wait(
+    user: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens at COLLECT_CACHE_URL: the API is served without its limits and
+    password-reset mails are not sent (rather than unlimited); each says so in the log."""
+    import collect.throttling
+
+    down = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+    }
+    monkeypatch.setattr(collect.throttling, "_last_outage_log", [float("-inf")])
+    with override_settings(CACHES={"default": down}):
+        api = APIClient()
+        api.force_authenticate(user)
+        assert [api.get("/api/tasks/").status_code for _ in range(3)] == [200, 200, 200]
+        monkeypatch.setattr(collect.throttling, "_last_outage_log", [float("-inf")])
+        answer = Client().post("/accounts/password_reset/", {"email": user.email})
+    assert answer.status_code == 302  # the same answer as ever
+    assert mail.outbox == []
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2, errors  # once a minute, not once a request
+    assert errors[0].startswith("API requests are not rate-limited: the counters' store")
+    assert errors[1].startswith("Password-reset mails are not sent: the counters' store")
+    assert "ConnectionError" in errors[0]
