@@ -37,8 +37,9 @@ or stop sent meanwhile shared the core with all of them. At most
 ``COLLECT_WEB_READ_THREADS`` requests of a safe method (GET, HEAD: RFC 9110,
 section 9.2.1) run at once per process; the others wait on the event loop, holding
 no thread, and a request that changes something (a POST, or the seed's GET of
-``/stop_task/<id>``) takes a free thread at once. Under 20 pollers this cut the
-time a pause or stop waited for its answer by half or more (docs/performance.md).
+``/stop_task/<id>`` or ``/export_data/?…``) takes a free thread at once. Under 20
+pollers this cut the time a pause or stop waited for its answer by half or more
+(docs/performance.md).
 """
 
 from __future__ import annotations

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -554,33 +557,45 @@ COLLECT_PASSWORD_RESETS_PER_HOUR = env_int("COLLECT_PASSWORD_RESETS_PER_HOUR", 5
 # The cache holds counters only: the API's rate limits (collect/throttling.py) and the
 # password-reset limits above, raised with add() + incr(), which must be atomic.
 # COLLECT_CACHE_URL=redis://host:6379/0 counts across every web host (Redis's INCR);
-# empty, diskcache counts in SQLite files in the data folder, shared by the web
-# processes of this host. (Django's file cache is not atomic: concurrent requests
-# were lost from the count, and it rewrote a file per request.)
+# empty, diskcache counts in SQLite files in a folder of this host's temporary
+# directory (one per data folder), shared by the web processes of this host: not in
+# the data folder, which may be a network mount shared by hosts, where SQLite's
+# locks do not hold. (Django's file cache is not atomic: concurrent requests were
+# lost from the count, and it rewrote a file per request.)
 COLLECT_CACHE_URL = env_str("COLLECT_CACHE_URL", "").strip()
 CACHES: dict[str, dict[str, Any]]
 if COLLECT_CACHE_URL:
-    if COLLECT_CACHE_URL.split("://", 1)[0] not in {"redis", "rediss", "unix"}:
+    _cache_url = urlsplit(COLLECT_CACHE_URL)
+    if _cache_url.scheme not in {"redis", "rediss", "unix"}:
         raise ImproperlyConfigured(
             f"COLLECT_CACHE_URL must be a Redis URL (redis://host:6379/0, rediss://… or "
-            f"unix:///path/to/redis.sock), not {COLLECT_CACHE_URL.split('://', 1)[0]!r}; "
-            "leave it empty to count in the data folder."
+            f"unix:///path/to/redis.sock), not {_cache_url.scheme or COLLECT_CACHE_URL!r}; "
+            "leave it empty to count on this host."
+        )
+    _cache_db = _cache_url.path.strip("/")
+    if _cache_url.scheme != "unix" and _cache_db and not _cache_db.isdigit():
+        raise ImproperlyConfigured(
+            "COLLECT_CACHE_URL: after the host comes the Redis database number "
+            f"(redis://host:6379/0), not {_cache_db!r}."
         )
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": COLLECT_CACHE_URL,
             "KEY_PREFIX": "collect",
-            # A Redis that does not answer costs a request 1 s, not a hang
-            # (collect/throttling.py then lets it through and logs an error).
-            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+            # A Redis that does not answer costs a request 0.5 s, not a hang, and
+            # then is not asked for 10 s (collect/throttling.py lets requests through).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:
     CACHES = {
         "default": {
             "BACKEND": "diskcache.DjangoCache",
-            "LOCATION": str(DATA_DIR / "counters"),
+            "LOCATION": str(
+                Path(tempfile.gettempdir())
+                / f"collect-counters-{hashlib.sha256(str(DATA_DIR).encode()).hexdigest()[:12]}"
+            ),
             # Wait up to 1 s for another process's write (its default, 10 ms, is
             # retried by each call anyway).
             "DATABASE_TIMEOUT": 1.0,
@@ -628,11 +643,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("COLLECT_REQUEST_MAX_BYTES", 2_621_440)
 # Threads per web process that run views (collect/asgi.py); each keeps a database
 # connection, so a web host holds up to WEB_WORKERS x this many.
 COLLECT_WEB_THREADS = env_int("COLLECT_WEB_THREADS", 16)
-# Of those, at most this many run reads (GET, HEAD) at once; the others are kept for
-# requests that change something (pause, stop, an upload), so these never queue
-# behind polls. Reads beyond it wait on the event loop, holding no thread. Views are
-# Python, so threads of one process mostly take turns: two reads at once use a core
-# about as well as sixteen, with less time lost switching (docs/performance.md).
+# Of those, at most this many run reads (GET, HEAD, OPTIONS) at once; the others are
+# kept for requests that change something (pause, stop, an upload, the seed's token
+# GETs of /stop_task/ and /export_data/), so these never queue behind polls. Reads
+# beyond it wait on the event loop, holding no thread. Views are Python, so threads
+# of one process mostly take turns: two reads at once use a core about as well as
+# sixteen, with less time lost switching (docs/performance.md).
 COLLECT_WEB_READ_THREADS = env_int("COLLECT_WEB_READ_THREADS", 2)
 
 # API throttling (DRF): requests per user (or per address when anonymous).

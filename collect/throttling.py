@@ -15,9 +15,11 @@ atomic on the caches ``collect`` configures (``COLLECT_CACHE_URL``: Redis's
 shared by the processes of one host). Windows are aligned to the clock, as in
 django-ratelimit: a client may send up to ``N`` requests at the end of one window
 and ``N`` more at the start of the next. A refused request counts too, so a
-client that ignores ``Retry-After`` stays refused until the window ends. When
-the store cannot be reached (Redis down), requests are let through and an error
-is logged once a minute: the API stays up without its limits.
+client that ignores ``Retry-After`` stays refused until the window ends. Job
+controls (pause, resume, stop; a view's ``throttle_bucket``) are counted apart
+from the rest, at the same rate. When the store cannot be reached (Redis down),
+requests are let through, the store is not asked again for 10 s, and an error is
+logged once a minute: the API stays up without its limits.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ _made = threading.Lock()
 # When the counters' store was last said to be unreachable (time.monotonic()).
 _last_outage_log = [-math.inf]
 OUTAGE_LOG_EVERY_SECONDS = 60.0
+# After the store fails, it is not asked again for this long (a circuit breaker):
+# a Redis that does not answer would otherwise cost every request its timeout.
+_down_until = [-math.inf]
+OUTAGE_RETRY_SECONDS = 10.0
+
+
+class CountersDown(RuntimeError):
+    """The counters' store failed less than ``OUTAGE_RETRY_SECONDS`` ago; not asked again yet."""
 
 
 def counters() -> BaseCache:
@@ -66,15 +76,22 @@ def hit(key: str, window_seconds: int) -> int:
 
     ``key`` names the counter of one client and window; it expires about
     ``window_seconds`` later. Raises whatever the cache raises when its store
-    cannot be reached (``redis.ConnectionError``, ``diskcache.Timeout``, …).
+    cannot be reached (``redis.ConnectionError``, ``redis.TimeoutError``, …), and
+    then ``CountersDown`` without asking it for ``OUTAGE_RETRY_SECONDS``.
     """
+    if time.monotonic() < _down_until[0]:
+        raise CountersDown("it failed moments ago")
     cache = counters()
-    cache.add(key, 0, window_seconds)
     try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between add and incr: start it again
         cache.add(key, 0, window_seconds)
-        return int(cache.incr(key))
+        try:
+            return int(cache.incr(key))
+        except ValueError:  # expired between add and incr: start it again
+            cache.add(key, 0, window_seconds)
+            return int(cache.incr(key))
+    except Exception:
+        _down_until[0] = time.monotonic() + OUTAGE_RETRY_SECONDS
+        raise
 
 
 def log_outage(error: Exception, what: str) -> None:
@@ -95,6 +112,7 @@ def log_outage(error: Exception, what: str) -> None:
 def _forget_counters(setting: str, **kwargs: Any) -> None:
     if setting == "CACHES":
         _shared.clear()
+        _down_until[0] = -math.inf
 
 
 os.register_at_fork(after_in_child=_shared.clear)
@@ -118,6 +136,11 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
         key = self.get_cache_key(request, view)
         if key is None:
             return True
+        # Pausing and stopping jobs have a budget of their own: polls that used up the
+        # client's requests must not keep it from stopping a job.
+        bucket = getattr(view, "throttle_bucket", "")
+        if bucket:
+            key = f"{key}:{bucket}"
         now = self.timer()
         window = int(now // self.duration)
         self.window_ends = (window + 1) * self.duration

@@ -100,6 +100,8 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = JobSerializer
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    # The rate limits count the control actions apart (collect/throttling.py).
+    throttle_bucket = ""
 
     def get_queryset(self) -> QuerySet[Job]:
         qs = services.jobs_visible_to(self.request.user).select_related("owner")
@@ -167,17 +169,17 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(JobSerializer(job, context={"request": self.request}).data)
 
     @CONTROL
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_bucket="control")
     def pause(self, request: Request, pk: Any = None) -> Response:
         return self._control(services.job_pause)
 
     @CONTROL
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_bucket="control")
     def resume(self, request: Request, pk: Any = None) -> Response:
         return self._control(services.job_resume)
 
     @CONTROL
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_bucket="control")
     def stop(self, request: Request, pk: Any = None) -> Response:
         return self._control(services.job_stop)
 

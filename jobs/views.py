@@ -167,6 +167,7 @@ class JobActionView(PageOrJsonView):
     """
 
     schema = None
+    throttle_bucket = "control"  # counted apart from polls (collect/throttling.py)
 
     def get(self, request: Request, task_id: Any, action: str) -> HttpResponse:
         if action not in ACTIONS:

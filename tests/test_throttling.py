@@ -25,7 +25,9 @@ from django.core.cache import caches
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from collect.throttling import FixedWindowRateThrottle, UserRateThrottle
+from collect.throttling import CountersDown, FixedWindowRateThrottle, UserRateThrottle, hit
+from collect.tokens import token_create
+from jobs.models import Job, State
 from tests.test_export_helpers import free_port
 from tests.test_security import _collect
 from tests.workers import wait_for
@@ -163,30 +165,56 @@ def test_the_api_answers_429_with_retry_after(
     monkeypatch.setattr(FixedWindowRateThrottle, "THROTTLE_RATES", rates)
     monkeypatch.setattr(FixedWindowRateThrottle, "timer", staticmethod(lambda: NOW))
     api = APIClient()
-    api.force_authenticate(user)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user)[0]}")
     assert [api.get("/api/tasks/").status_code for _ in range(3)] == [200, 200, 200]
     refused = api.get("/api/tasks/")
     assert refused.status_code == 429
     assert refused["Retry-After"] == str(int(60 - NOW % 60))
     assert refused.json()["detail"].startswith("Request was throttled.")
+    # Pausing and stopping have a budget of their own: polls did not use it up.
+    job = Job.objects.create(kind="count", owner=user, state=State.SUCCEEDED, params={"n": 1})
+    assert api.post(f"/api/tasks/{job.id}/pause/").status_code == 409  # answered, not a 429
+    assert api.get(f"/stop_task/{job.id}").status_code == 409
+    assert api.post(f"/api/tasks/{job.id}/stop/").status_code == 409
+    assert api.post(f"/api/tasks/{job.id}/stop/").status_code == 429  # 3 a minute as well
 
 
-def test_a_cache_url_that_is_not_redis_is_refused_with_what_to_set(tmp_path: Path) -> None:
-    done = _collect(
-        "check", COLLECT_CACHE_URL="memcached://127.0.0.1:11211", COLLECT_DATA_DIR=str(tmp_path)
-    )
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("memcached://127.0.0.1:11211", "must be a Redis URL (redis://host:6379/0, rediss://"),
+        ("127.0.0.1:6379", "not '127.0.0.1:6379'"),
+        (
+            "redis://127.0.0.1:6379/abc",
+            "database number (redis://host:6379/0), not 'abc'",
+        ),
+    ],
+)
+def test_a_cache_url_that_is_not_redis_is_refused_with_what_to_set(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    done = _collect("check", COLLECT_CACHE_URL=url, COLLECT_DATA_DIR=str(tmp_path))
     assert done.returncode != 0
-    assert "COLLECT_CACHE_URL must be a Redis URL (redis://host:6379/0" in done.stderr
-    assert "not 'memcached'" in done.stderr
+    assert message in done.stderr
 
 
-def test_the_default_settings_count_in_the_data_folder(tmp_path: Path) -> None:
-    """Without COLLECT_CACHE_URL, a rate limit hit in one process is seen by another."""
+def test_a_redis_url_in_capitals_is_a_redis_url(tmp_path: Path) -> None:
+    done = _collect(
+        "check", COLLECT_CACHE_URL="REDIS://127.0.0.1:6379/3", COLLECT_DATA_DIR=str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_default_settings_count_on_this_host(tmp_path: Path) -> None:
+    """Without COLLECT_CACHE_URL, a rate limit hit in one process is seen by another; the
+    counters live on this host's disk, not in the data folder (maybe a network mount)."""
     script = "from django.core.cache import cache; cache.add('k', 0); print(cache.incr('k'))"
     first = _collect("shell", "--no-imports", "-c", script, COLLECT_DATA_DIR=str(tmp_path))
     second = _collect("shell", "--no-imports", "-c", script, COLLECT_DATA_DIR=str(tmp_path))
     assert (first.stdout.split()[-1], second.stdout.split()[-1]) == ("1", "2"), first.stderr
-    assert (tmp_path / "counters").is_dir()
+    assert not (tmp_path / "counters").exists()
+    other = _collect("shell", "--no-imports", "-c", script, COLLECT_DATA_DIR=str(tmp_path / "b"))
+    assert other.stdout.split()[-1] == "1", other.stderr  # another data folder: its own counts
 
 
 @pytest.mark.django_db
@@ -203,11 +231,16 @@ def test_with_redis_down_the_api_answers_and_reset_mails_wait(
         "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
     }
     monkeypatch.setattr(collect.throttling, "_last_outage_log", [float("-inf")])
+    monkeypatch.setattr(collect.throttling, "_down_until", [float("-inf")])
     with override_settings(CACHES={"default": down}):
         api = APIClient()
         api.force_authenticate(user)
         assert [api.get("/api/tasks/").status_code for _ in range(3)] == [200, 200, 200]
+        # After a failure the store is not asked again for a while (circuit breaker).
+        with pytest.raises(CountersDown):
+            hit("any", 60)
         monkeypatch.setattr(collect.throttling, "_last_outage_log", [float("-inf")])
+        monkeypatch.setattr(collect.throttling, "_down_until", [float("-inf")])
         answer = Client().post("/accounts/password_reset/", {"email": user.email})
     assert answer.status_code == 302  # the same answer as ever
     assert mail.outbox == []
