@@ -1,4 +1,5 @@
-"""Error pages: API clients get JSON, browsers get HTML; every 404 says the same sentence.
+"""Error pages: API clients get JSON, browsers get HTML (404 and 500); every 404 says the
+same sentence.
 
 Django's and DRF's own 404 texts ("Not found.", "No Job matches the given
 query.") name neither the cause nor what to do; a 404 that knows more (a
@@ -36,6 +37,24 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/") or wants_json(request):
         return JsonResponse({"detail": NOT_FOUND}, status=404)
     return defaults.page_not_found(request, exception)
+
+
+# What templates/500.html says too.
+SERVER_ERROR = (
+    "Something went wrong on our side: the request could not be completed. Nothing you did "
+    "caused this, and your running jobs are not affected. Try again in a moment; if it keeps "
+    "happening, tell your administrator the time it happened."
+)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler: JSON ``{"detail": SERVER_ERROR}`` for /api/ and scripts, else HTML.
+
+    The error itself is logged by Django (logger ``django.request``) before this runs.
+    """
+    if request.path.startswith("/api/") or wants_json(request):
+        return JsonResponse({"detail": SERVER_ERROR}, status=500)
+    return defaults.server_error(request)
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

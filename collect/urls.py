@@ -25,3 +25,4 @@ urlpatterns = [
 ]
 
 handler404 = "collect.errors.not_found"
+handler500 = "collect.errors.server_error"

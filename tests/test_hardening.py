@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -185,3 +186,29 @@ def test_the_api_is_throttled_per_user(
     assert status == 429
     assert str(body["detail"]).startswith("Request was throttled. Expected available in")
     assert _tasks(make_token(other_user))[0] == 200  # each user has their own budget
+
+
+@pytest.mark.django_db
+def test_an_error_on_our_side_is_json_for_scripts_and_a_page_for_browsers(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.api import JobViewSet
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(JobViewSet, "list", broken)
+    script = APIClient(raise_request_exception=False)
+    script.credentials(HTTP_AUTHORIZATION=f"Token {make_token(user)}")
+    answer = script.get("/api/tasks/")
+    assert answer.status_code == 500
+    assert answer.json()["detail"].startswith("Something went wrong on our side")
+    browser = Client(raise_request_exception=False)
+    browser.force_login(user)
+    page = browser.get("/api/tasks/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 500 and page.json()["detail"]  # /api/ is JSON for everyone
+    monkeypatch.setattr("jobs.views._list_context", broken)
+    page = browser.get("/tasks/")
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+    assert "Something went wrong on our side" in page.content.decode()
+    assert script.get("/tasks/").json()["detail"].startswith("Something went wrong")  # a token
