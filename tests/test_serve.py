@@ -131,21 +131,26 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
         job = wait_for(done, timeout=90, interval=0.2)
         assert (job["processed"], job["total"]) == (50, 50)
     finally:
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        last_workers = workers()  # in a session of their own
+        # What Ctrl-C in a terminal sends: SIGINT to the whole foreground group.
+        os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            for pid in last_workers:
+                os.killpg(pid, signal.SIGKILL)
             raise
     assert proc.returncode == 0, log.read_text()
     assert "Collect stopped." in log.read_text()
     assert not (data / "site-url").exists()
-    # Nothing of it is left running.
+    # Nothing of it is left running: neither its group nor the worker's.
     time.sleep(0.5)
-    leftover = subprocess.run(
-        ["pgrep", "-g", str(proc.pid)], capture_output=True, text=True, check=False
-    ).stdout.split()
-    assert leftover == []
+    for group in [proc.pid, *last_workers]:
+        leftover = subprocess.run(
+            ["pgrep", "-g", str(group)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert leftover == [], group
 
 
 @pytest.mark.timeout(240)

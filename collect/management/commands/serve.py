@@ -99,7 +99,11 @@ class Command(BaseCommand):
         # Without Celery's 30-line banner, which would push the login box off the screen.
         worker_command = [sys.executable, "-m", "collect", "worker", "--quiet"]
         worker_command += ["--concurrency", str(concurrency)]
-        worker = subprocess.Popen(worker_command, env=env)
+        # The worker in a session of its own: Ctrl-C in a terminal signals the whole
+        # foreground process group, and a Celery worker whose pool processes get the
+        # signal too can hang at exit (they die before the pool is closed). Here only
+        # this process gets it, and stops the worker by signalling its main process.
+        worker = subprocess.Popen(worker_command, env=env, start_new_session=True)
         children = [web, worker]
         restarts: list[float] = []  # when the worker was started again, monotonic seconds
         stopping = False
@@ -113,6 +117,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, shutdown)
         signal.signal(signal.SIGTERM, shutdown)
+        signal.signal(signal.SIGHUP, shutdown)  # the terminal closed: the worker hears no HUP
         failed = ""
         started = False
         try:
@@ -156,7 +161,7 @@ class Command(BaseCommand):
                     f"starting a new one. A job it was running continues from its last "
                     f"checkpoint once its lease runs out (about {lease:g} s)."
                 )
-                worker = subprocess.Popen(worker_command, env=env)
+                worker = subprocess.Popen(worker_command, env=env, start_new_session=True)
                 children[1] = worker
             dead = [c for c in children if c.poll() is not None]
             if dead and not stopping and not failed:
