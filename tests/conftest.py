@@ -78,6 +78,19 @@ def _commits_without_a_worker(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _temporary_files_stay_in_the_test_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """The processes the tests start keep their temporary files (e.g. the rate-limit
+    counters of each data folder, ``collect/settings.py``) in pytest's own folder,
+    which pytest prunes, rather than in the machine's ``/tmp``."""
+    folder = tmp_path_factory.mktemp("tmp", numbered=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _flush_retries_a_deadlock() -> Iterator[None]:
     """Empty the database after a transactional test again if PostgreSQL ends it as a deadlock.
 
