@@ -180,6 +180,37 @@ def test_killed_database_connections_mid_export_lose_nothing(make_worker, smtp, 
 # --- 4. A frozen worker's job is taken over and never run twice at once -----------
 
 
+def sqlite_write_locked() -> bool:
+    """Whether a process holds SQLite's write lock now (a BEGIN IMMEDIATE waits 0 s)."""
+    import sqlite3
+
+    probe = sqlite3.connect(str(connection.settings_dict["NAME"]), timeout=0)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.rollback()
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        probe.close()
+
+
+def freeze_between_batches(worker) -> None:  # type: ignore[no-untyped-def]
+    """SIGSTOP ``worker`` at a moment it holds no SQLite write lock.
+
+    On SQLite a process frozen inside its batch's transaction holds the one write
+    lock, so no other process can write until it wakes: no worker could take its
+    job over (the frozen-inside-a-batch case is tested on the server databases).
+    """
+    for _ in range(100):
+        faults.freeze(worker)
+        if connection.vendor != "sqlite" or not sqlite_write_locked():
+            return
+        faults.thaw(worker)
+        time.sleep(0.01)
+    raise AssertionError("the worker held the write lock at every try")
+
+
 @pytest.mark.timeout(180)
 def test_a_frozen_worker_loses_its_job_and_writes_nothing_after(make_worker, user):  # type: ignore[no-untyped-def]
     first = make_worker()
@@ -187,7 +218,7 @@ def test_a_frozen_worker_loses_its_job_and_writes_nothing_after(make_worker, use
         kind="count", owner=user, params={"n": 1200, "batch": 20, "delay": 0.05}
     )
     wait_processed(job, 100)
-    faults.freeze(first)  # alive, holding its lease, doing nothing
+    freeze_between_batches(first)  # alive, holding its lease, doing nothing
     try:
         frozen_at = Job.objects.get(id=job.id).worker
         second = make_worker()
