@@ -551,7 +551,7 @@ AXES_IPWARE_PROXY_COUNT = 0
 # password is never logged.
 AXES_SENSITIVE_PARAMETERS: list[str] = []
 # Password-reset mails per client address, and per e-mail address, per hour
-# (counted in the cache: the data folder's, shared by the web processes of one host).
+# (counted with the API's rate limits: see COLLECT_CACHE_URL below).
 COLLECT_PASSWORD_RESETS_PER_HOUR = env_int("COLLECT_PASSWORD_RESETS_PER_HOUR", 5)
 
 # The cache holds counters only: the API's rate limits (collect/throttling.py) and the

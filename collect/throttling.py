@@ -100,8 +100,8 @@ def log_outage(error: Exception, what: str) -> None:
     if now - _last_outage_log[0] >= OUTAGE_LOG_EVERY_SECONDS:
         _last_outage_log[0] = now
         logger.error(
-            "%s: the counters' store cannot be reached (COLLECT_CACHE_URL, or the data "
-            "folder's counters): %s: %s",
+            "%s: the counters' store cannot be reached (COLLECT_CACHE_URL, or this "
+            "host's counters folder): %s: %s",
             what,
             type(error).__name__,
             error,
