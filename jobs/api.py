@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 from jobs import conditional, services
 from jobs.kinds import kinds
 from jobs.models import Job, State
-from jobs.serializers import JobSerializer, StateConflictSerializer
+from jobs.serializers import JobSerializer, StateConflictSerializer, rendered_jobs
 
 
 def conflict(error: services.JobStateError) -> Response:
@@ -131,7 +131,8 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         The page is first read as keys only (id, ``updated_at``, owner; and the
         count), which is all the ``ETag`` needs; only when it differs from the
         client's are the jobs read in full, without the columns the answer does
-        not show, and serialised.
+        not show, and serialised: only those not already in ``rendered_jobs``
+        (finished jobs, as written for an earlier request with the same key).
         """
         queryset = self.filter_queryset(self.get_queryset())
         keys = self.paginate_queryset(queryset.values_list("id", "updated_at", "owner__username"))
@@ -144,12 +145,23 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         unchanged = conditional.not_modified(request, etag)
         if unchanged is not None:
             return unchanged
-        found = {
-            job.id: job for job in queryset.filter(id__in=[k[0] for k in keys]).defer(*UNSHOWN)
-        }
-        jobs = [found[k[0]] for k in keys if k[0] in found]  # one may have been deleted since
-        response = self.get_paginated_response(self.get_serializer(jobs, many=True).data)
-        return conditional.tagged(response, etag)
+        context = conditional.shape(request)
+        shown: dict[Any, dict[str, Any]] = {}
+        for key in keys:
+            hit = rendered_jobs.get((key, context))
+            if hit is not None:
+                shown[key[0]] = hit
+        missing = [k[0] for k in keys if k[0] not in shown]
+        if missing:
+            jobs = list(queryset.filter(id__in=missing).defer(*UNSHOWN))
+            for job, data in zip(jobs, self.get_serializer(jobs, many=True).data, strict=True):
+                shown[job.id] = data
+                if rendered_jobs.cacheable(job):
+                    key = (job.id, job.updated_at, job.owner.get_username())
+                    rendered_jobs.put((key, context), data)
+        # In the page's order; a job deleted since the keys were read is left out.
+        page = [shown[k[0]] for k in keys if k[0] in shown]
+        return conditional.tagged(self.get_paginated_response(page), etag)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         """One job; a 304 if it has not changed since the answer whose ETag the client sent."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
+from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_cache_control
 
 # Change it when the JSON of a job changes for the same row (a new field, a new
@@ -32,6 +33,19 @@ SHAPE_VERSION = "1"
 
 # (job id, updated_at, owner's user name): what a tag is made of, per job.
 JobKey = tuple[Any, datetime, str]
+
+
+def shape(request: HttpRequest) -> tuple[Any, ...]:
+    """What shapes a job's JSON besides its row: shape version, site address, zone, retention.
+
+    Part of the ``ETag`` (with the full URL) and of ``serializers.rendered_jobs``'s keys.
+    """
+    return (
+        SHAPE_VERSION,
+        request.build_absolute_uri("/"),
+        timezone.get_current_timezone_name(),
+        settings.COLLECT_RETENTION_DAYS,
+    )
 
 
 def jobs_etag(request: HttpRequest, keys: Iterable[JobKey], count: int | None = None) -> str:

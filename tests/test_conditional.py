@@ -123,3 +123,66 @@ def test_a_list_shows_each_job_as_its_own_page_does_in_a_fixed_number_of_queries
     assert len(seven) == len(three)
     for shown in listed:
         assert shown == api.get(f"/api/tasks/{shown['task_id']}/").json()
+
+
+@pytest.mark.django_db
+def test_a_finished_job_is_written_once_then_again_after_any_change(user, settings):  # type: ignore[no-untyped-def]
+    """The list serves finished jobs as written for an earlier request (``rendered_jobs``)
+    until their row, the site's address, the time zone or the retention changes."""
+    api = token_client(user)
+    done = Job.objects.create(
+        kind="count", owner=user, state=State.SUCCEEDED, params={"n": 5}, processed=5, total=5
+    )
+    Job.objects.filter(id=done.id).update(finished_at=timezone.now(), files_deleted_at=None)
+    with CaptureQueriesContext(connection) as first:
+        shown = api.get("/api/tasks/").json()["results"][0]
+    with CaptureQueriesContext(connection) as second:
+        assert api.get("/api/tasks/").json()["results"][0] == shown
+    # Served as written: the jobs are not read in full again.
+    assert len(second) == len(first) - 1
+    assert shown == api.get(f"/api/tasks/{done.id}/").json()
+
+    Job.objects.filter(id=done.id).update(label="renamed")
+    assert api.get("/api/tasks/").json()["results"][0]["label"] == "renamed"
+
+    assert shown["links"]["self"].startswith("http://testserver/")
+    elsewhere = api.get("/api/tasks/", HTTP_HOST="localhost").json()["results"][0]
+    assert elsewhere["links"]["self"].startswith("http://localhost/")
+
+    settings.TIME_ZONE = "Asia/Tokyo"
+    assert api.get("/api/tasks/").json()["results"][0]["finished_at"].endswith("+09:00")
+
+    Job.objects.filter(id=done.id).update(files_deleted_at=timezone.now())
+    assert "after 30 days" in api.get("/api/tasks/").json()["results"][0]["files_deleted"]
+    settings.COLLECT_RETENTION_DAYS = 7
+    assert "after 7 days" in api.get("/api/tasks/").json()["results"][0]["files_deleted"]
+
+
+@pytest.mark.django_db
+def test_a_running_job_is_written_anew_for_each_list(user):  # type: ignore[no-untyped-def]
+    """A job run in parts shows their progress, which changes without its own row changing."""
+    api = token_client(user)
+    parent = Job.objects.create(
+        kind="count",
+        owner=user,
+        state=State.RUNNING,
+        params={"n": 20},
+        total=20,
+        checkpoint={"parts": 2},
+    )
+    parts = [
+        Job.objects.create(
+            kind="count",
+            owner=user,
+            state=State.RUNNING,
+            params={"n": 10},
+            total=10,
+            parent=parent,
+            part=n,
+            processed=3,
+        )
+        for n in range(2)
+    ]
+    assert api.get("/api/tasks/").json()["results"][0]["processed"] == 6
+    Job.objects.filter(id=parts[1].id).update(processed=9)
+    assert api.get("/api/tasks/").json()["results"][0]["processed"] == 12
