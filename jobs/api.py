@@ -65,7 +65,7 @@ UNSHOWN = (
     # not "checkpoint": Job.has_parts reads it for every job shown
     "samples",
     "checking",
-    "worker",
+    # not "worker": a running job's time left reads it (Job.silent_seconds)
     "lease_token",
     "lease_expires_at",
     "attempts",

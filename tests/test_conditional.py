@@ -116,7 +116,16 @@ def test_a_list_shows_each_job_as_its_own_page_does_in_a_fixed_number_of_queries
     with CaptureQueriesContext(connection) as three:
         listed = api.get("/api/tasks/").json()["results"]
     for _ in range(4):
-        Job.objects.create(kind="count", owner=user, params={"n": 1})
+        # Running, with a worker: a running job's time left reads who runs it.
+        Job.objects.create(
+            kind="count",
+            owner=user,
+            params={"n": 1},
+            state=State.RUNNING,
+            worker="w2",
+            total=10,
+            rate=1.0,
+        )
     with CaptureQueriesContext(connection) as seven:
         assert len(api.get("/api/tasks/").json()["results"]) == 7
     # The columns a list leaves unread are never fetched one job at a time.
