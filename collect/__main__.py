@@ -37,8 +37,17 @@ def main() -> None:
     # the servers' INFO log lines ("job … created") are noise there. LOG_LEVEL wins.
     if len(sys.argv) > 1 and sys.argv[1] not in LONG_RUNNING:
         os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 (reads collect/settings.py and its checks)
+    except ImproperlyConfigured as bad:
+        # A setting from the environment that cannot work (DATABASE_URL, COLLECT_CACHE_URL,
+        # SECRET_KEY …): its message says what to set; a traceback would only bury it.
+        sys.stderr.write(f"Collect cannot start: {bad}\n")
+        raise SystemExit(2) from None
     execute_from_command_line(sys.argv)
 
 

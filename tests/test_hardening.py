@@ -98,8 +98,19 @@ WELL_KNOWN = "SECRET_KEY is a well-known value: anyone could forge sessions and 
 def test_production_refuses_a_weak_secret_key(tmp_path: Path, key: str, message: str) -> None:
     done = _check(SECRET_KEY=key, COLLECT_DATA_DIR=str(tmp_path))
     assert done.returncode != 0
-    assert "ImproperlyConfigured" in done.stderr
-    assert message in done.stderr
+    assert done.stderr.startswith("Collect cannot start: ")
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_database_url_that_cannot_work_is_one_line_that_says_so(tmp_path: Path) -> None:
+    done = _check(
+        SECRET_KEY="k3y-" + "Zq9" * 20,
+        COLLECT_DATA_DIR=str(tmp_path),
+        DATABASE_URL="postgress://db/x",
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("Collect cannot start: DATABASE_URL='postgress://db/x' ")
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
 
 
 def test_production_accepts_a_long_random_key(tmp_path: Path) -> None:
