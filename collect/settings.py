@@ -410,6 +410,7 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {"refused_host": {"()": "collect.logs.RefusedHostLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
@@ -417,6 +418,8 @@ LOGGING = {
         # django-axes announces itself at every start of every command; its
         # warnings (lockouts) still show.
         "axes.apps": {"level": "WARNING"},
+        # A Host header not in ALLOWED_HOSTS: one line, not a traceback (collect.logs).
+        "django.security.DisallowedHost": {"filters": ["refused_host"]},
     },
 }
 

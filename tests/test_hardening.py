@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -223,3 +224,13 @@ def test_an_error_on_our_side_is_json_for_scripts_and_a_page_for_browsers(
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
     assert "Something went wrong on our side" in page.content.decode()
     assert script.get("/tasks/").json()["detail"].startswith("Something went wrong")  # a token
+
+
+@pytest.mark.django_db
+def test_a_request_for_another_host_is_refused_and_logged_as_one_line(client, caplog) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level(logging.WARNING, logger="django.security"):
+        response = client.get("/tasks/", HTTP_HOST="scanner.example")
+    assert response.status_code == 400
+    (record,) = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "'scanner.example'" in record.getMessage()
