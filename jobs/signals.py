@@ -23,8 +23,10 @@ database connections.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
+import os
 import signal
 import threading
 from typing import Any
@@ -34,6 +36,7 @@ from django.conf import settings
 from django.db import connections
 
 log = logging.getLogger(__name__)
+EX_SOFTWARE = 70  # sysexits.h: an internal error (the worker's pool cannot go on)
 _stop = threading.Event()
 # The retention sweep runs on every this many lease sweeps (every 100 s by default).
 RETENTION_EVERY = 10
@@ -107,6 +110,62 @@ def load_code_before_the_first_job(**_: Any) -> None:
 
     kinds()
     import_module(settings.ROOT_URLCONF)
+
+
+@worker_ready.connect
+def restart_after_an_idle_child_is_killed(sender: Any = None, **_: Any) -> None:
+    """With billiard's blocking pool, end the worker when an idle pool child is killed.
+
+    With the embedded broker (a transport without Celery's event loop) Celery uses
+    billiard's blocking ``Pool``: all children read tasks from one shared pipe,
+    and the idle child whose turn it is holds the pipe's lock (a semaphore, which
+    has no owner) while it waits. Killed there (``kill -9``, the OOM killer), it
+    never gives the lock back: every child, and each replacement, waits for it for
+    ever, and the worker takes tasks it never starts (billiard issue 104, and
+    CPython's multiprocessing docs, "Pipes and Queues": a process killed while it
+    uses a queue can corrupt it). Nothing can tell whether the dead child held the
+    lock, so when a child dies of a signal while it had no job, the worker stops
+    at once (its pool processes killed, then ``os._exit``) with one line saying why, and
+    whatever supervises it (``collect serve``, a container's restart policy)
+    starts a fresh one. A job another child was running continues from its last
+    checkpoint once its lease runs out, as after any crash. A child killed while
+    running a job did not hold the lock: the pool replaces it as usual. Celery's
+    own pool for event-loop transports (RabbitMQ) gives each child its own pipe
+    and is left alone.
+    """
+    from billiard.pool import Pool as BlockingPool
+    from celery.concurrency.asynpool import AsynPool
+
+    found = getattr(getattr(sender, "pool", None), "_pool", None)
+    if not isinstance(found, BlockingPool) or isinstance(found, AsynPool):
+        return  # Celery's event-loop pool (a pipe per child), threads or solo
+    pool: Any = found  # billiard's stubs leave out the attributes read below
+    chained = pool.on_process_down
+
+    def on_process_down(child: Any) -> None:
+        if chained is not None:
+            chained(child)
+        code = child.exitcode
+        if code is None or code >= 0 or getattr(child, "_controlled_termination", False):
+            return  # it ended on its own (recycled) or the pool ended it
+        if any(child.pid in job.worker_pids() for job in list(pool._cache.values())):
+            return  # it had a job: it was not waiting on the shared pipe
+        log.error(
+            "pool process %s was killed (signal %d) while it waited for a task; it may have "
+            "held the lock of the pool's task pipe, which would stop every task of this "
+            "worker: stopping the worker so that a fresh one is started",
+            child.pid, -code,
+        )  # fmt: skip
+        # Not Celery's shutdown: billiard's exit handler waits for that same lock
+        # (Pool._help_stuff_finish). The other children end with the worker; their jobs'
+        # batches roll back, and their leases run out.
+        for other in list(pool._pool):
+            with contextlib.suppress(OSError):
+                os.kill(other.pid, signal.SIGKILL)
+        logging.shutdown()
+        os._exit(EX_SOFTWARE)
+
+    pool.on_process_down = on_process_down
 
 
 @worker_process_init.connect

@@ -130,6 +130,24 @@ def test_it_starts_everything_on_embedded_defaults(tmp_path: Path) -> None:
         task_id = count_job(50)
         job = wait_for(done, timeout=90, interval=0.2)
         assert (job["processed"], job["total"]) == (50, 50)
+
+        # Idle pool processes killed: with the embedded broker the one whose turn it is
+        # holds the lock of the pool's shared task pipe, and killed it would stall every
+        # later job (jobs.signals). Both are killed, so the holder is among them.
+        (second,) = workers()
+        children = subprocess.run(
+            ["pgrep", "-P", str(second)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) == 2, children  # --concurrency 2
+        for child in children:
+            os.kill(int(child), signal.SIGKILL)
+        wait_for(
+            lambda: "while it waited for a task" in log.read_text(), timeout=30, what="the why"
+        )
+        wait_for(lambda: (w := workers()) and w != [second], timeout=60, what="a fresh worker")
+        task_id = count_job(30)
+        job = wait_for(done, timeout=90, interval=0.2)
+        assert (job["processed"], job["total"]) == (30, 30)
     finally:
         last_workers = workers()  # in a session of their own
         # What Ctrl-C in a terminal sends: SIGINT to the whole foreground group.
