@@ -12,6 +12,7 @@ file or the whole message.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from time import monotonic
@@ -55,3 +56,32 @@ class Transport(filesystem.Transport):
         if timeout is None or timeout > self.DRAIN_SECONDS:
             timeout = self.DRAIN_SECONDS
         super().drain_events(connection, timeout=timeout, **kwargs)
+
+
+def waiting_task_ids(queue: str) -> set[str] | None:
+    """Task ids of the messages waiting in ``queue`` of the embedded broker; None for another.
+
+    The embedded broker keeps each message as a file in its queue folder until a
+    worker takes it; a worker that dies after taking one (and before running it)
+    loses it, since kombu's filesystem transport has no acknowledgements to
+    redeliver it by. ``jobs.services.job_sweep`` uses this to tell a queued job
+    whose message is lost from one still waiting. A file that vanishes or cannot
+    be read while listed (a worker took it) counts as taken.
+    """
+    from django.conf import settings
+
+    if getattr(settings, "CELERY_BROKER_TRANSPORT", None) != "collect.broker:Transport":
+        return None
+    folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
+    ids = set()
+    suffix = f".{queue}.msg"
+    with os.scandir(folder) as entries:
+        names = [e.name for e in entries if e.name.endswith(suffix)]
+    for name in names:
+        try:
+            with open(os.path.join(folder, name), "rb") as fh:
+                message = json.load(fh)
+            ids.add(str(message["headers"]["id"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return ids

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -375,8 +375,9 @@ def job_sweep() -> int:
         # Never sent: the broker was down when it was created, resumed or stopped.
         | Q(state__in=[State.QUEUED, State.STOPPING], enqueued_at=None)
     ).values_list("id", "enqueued_at")
+    found = list(orphans[:500]) + _lost_messages(now, lease, requeue_queued)
     sent = 0
-    for job_id, enqueued_at in orphans[:500]:
+    for job_id, enqueued_at in found:
         # Running jobs: re-send at most once per lease period.
         if (
             Job.objects.filter(id=job_id, enqueued_at=enqueued_at)
@@ -391,6 +392,31 @@ def job_sweep() -> int:
     for parent_id in parts.parents_to_settle():
         parts.settle(parent_id)
     return sent
+
+
+def _lost_messages(
+    now: datetime, lease: timedelta, requeue_queued: timedelta
+) -> list[tuple[Any, datetime | None]]:
+    """Queued jobs whose message the embedded broker no longer holds (a worker took it and died).
+
+    ``(id, enqueued_at)`` of jobs queued for over a lease but not yet for
+    ``COLLECT_REQUEUE_QUEUED_SECONDS`` (those are re-sent anyway), whose task id
+    is in no message file of the queue folder; [] with a server broker, which
+    gives a dead worker's unacknowledged messages to another one. Without this a
+    job sent to a worker that was killed before it started waited for that
+    setting (5 minutes). A message read while a live worker takes it may be sent
+    twice: the second finds the job claimed and does nothing.
+    """
+    from collect.broker import waiting_task_ids
+
+    # The folder is listed first: a job queued after that is too new to be a candidate.
+    waiting = waiting_task_ids(settings.CELERY_TASK_DEFAULT_QUEUE)
+    if waiting is None:
+        return []
+    candidates = Job.objects.filter(
+        state=State.QUEUED, enqueued_at__lt=now - lease, enqueued_at__gte=now - requeue_queued
+    ).values_list("id", "enqueued_at")
+    return [(i, at) for i, at in candidates[:500] if str(i) not in waiting]
 
 
 def active_job_count() -> int:
