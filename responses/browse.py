@@ -26,7 +26,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from responses import policy
-from responses.forms import RangeForm
+from responses.forms import RangeForm, representable
 from responses.models import FormResponse
 
 PAGE_ROWS = 50
@@ -43,8 +43,8 @@ def _key(raw: str) -> Key | None:
         number = int(ident)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        return None
+    if moment.tzinfo is None or not representable(moment):
+        return None  # e.g. 9999-12-31T23:59:59-12:00: past year 9999 in UTC
     return moment, number
 
 

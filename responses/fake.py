@@ -96,7 +96,10 @@ def responses(
     # not follow time, as when data is imported late; the export must cope with both.
     first = start.replace(second=0, microsecond=0)
     if first < start:
-        first += dt.timedelta(minutes=1)
+        try:
+            first += dt.timedelta(minutes=1)
+        except OverflowError:  # within the last minute of year 9999
+            first = start
     if first > end:  # a range shorter than a minute
         first = start
     minutes = max(0, int((end - first).total_seconds() // 60))

@@ -30,6 +30,41 @@ class BadDate(ValueError):
     pass
 
 
+class DateOutOfRange(BadDate):
+    """A well-formed date-time that cannot be used: it leaves years 1 to 9999 once it
+    is moved to UTC (how the database stores it) or to ``TIME_ZONE`` (how it is shown),
+    e.g. ``9999-12-31T23:59:59-12:00``. ``late`` says which end it falls off."""
+
+    def __init__(self, text: str, *, late: bool) -> None:
+        super().__init__(text)
+        self.late = late
+
+
+def out_of_range_message(name: str, raw: str, *, late: bool) -> str:
+    """What the form says about a date-time that ``DateOutOfRange`` refused."""
+    if late:
+        what, advice = "too late", "Use a date up to 9999-12-30"
+    else:
+        what, advice = "too early", "Use a date from 0001-01-02 on"
+    return (
+        f"'{name}' is {what}: Collect handles dates from 0001-01-01 to 9999-12-31 (in UTC "
+        f"and in this server's time zone); got {raw!r}. {advice}, or leave '{name}' empty "
+        "for no limit."
+    )
+
+
+def representable(moment: dt.datetime) -> bool:
+    """Whether an aware ``moment`` can be stored and shown: moved to UTC (what the
+    database adapters do) and to ``TIME_ZONE`` (what the pages, the file name and the
+    mail do), it stays within years 1 to 9999."""
+    try:
+        moment.astimezone(dt.UTC)
+        timezone.localtime(moment)
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
 def _last_instant(text: str, moment: dt.datetime) -> dt.datetime:
     """The last microsecond of what ``text`` names: its minute, second or fraction."""
     written = _TIME.search(text)
@@ -51,7 +86,9 @@ def parse_bound(raw: str, *, end: bool) -> dt.datetime | None:
     ``from`` is the first instant of what it names, ``to`` (``end``) the last:
     a date covers its whole day, ``HH:MM`` its whole minute, ``HH:MM:SS`` its
     whole second, a fraction its last digit. A date-time without an offset is
-    in the server's TIME_ZONE.
+    in the server's TIME_ZONE. Raises ``BadDate`` for text that is not such a
+    date, ``DateOutOfRange`` (a ``BadDate``) for one too early or too late to
+    be stored or shown.
     """
     text = raw.strip()
     if not text:
@@ -66,15 +103,25 @@ def parse_bound(raw: str, *, end: bool) -> dt.datetime | None:
         moment = dt.datetime.combine(day, dt.time.max if end else dt.time.min)
     if moment is None:
         raise BadDate(text)
-    if end:
-        moment = _last_instant(text, moment)
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
+    late = moment.year > 5000
+    try:
+        if end:
+            moment = _last_instant(text, moment)
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+    except OverflowError:
+        raise DateOutOfRange(text, late=late) from None
+    if not representable(moment):
+        raise DateOutOfRange(text, late=late)
     return moment
 
 
 def show(moment: dt.datetime | None) -> str:
-    return "" if moment is None else timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    # The year with its four digits: strftime's %Y writes year 1 as "1" on glibc.
+    return f"{local.year:04d}{local:-%m-%d %H:%M}"
 
 
 def exact(moment: dt.datetime | None) -> str:
@@ -83,7 +130,9 @@ def exact(moment: dt.datetime | None) -> str:
         return ""
     local = timezone.localtime(moment)
     offset = local.strftime("%z")
-    return f"{local:%Y-%m-%d %H:%M:%S.%f} {offset[:3]}:{offset[3:]} ({local.tzname()})"
+    return (
+        f"{local.year:04d}{local:-%m-%d %H:%M:%S.%f} {offset[:3]}:{offset[3:]} ({local.tzname()})"
+    )
 
 
 class RangeForm(forms.Form):
@@ -112,6 +161,8 @@ class RangeForm(forms.Form):
             raw = data.get(name) or ""
             try:
                 bounds[name] = parse_bound(raw, end=name == "to")
+            except DateOutOfRange as far:
+                self.add_error(name, out_of_range_message(name, raw, late=far.late))
             except BadDate:
                 self.add_error(name, f"'{name}' must be {DATE_FORMATS}; got {raw!r}.")
         start, stop = bounds.get("from"), bounds.get("to")

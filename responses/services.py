@@ -21,8 +21,12 @@ from responses.writers import DEFAULT, writer_for
 
 def _file_name(date_from: dt.datetime | None, date_to: dt.datetime | None, extension: str) -> str:
     def part(moment: dt.datetime | None, missing: str) -> str:
-        # The exact instant and its offset, without characters file systems refuse.
-        return f"{timezone.localtime(moment):%Y-%m-%dT%H%M%S.%f%z}" if moment else missing
+        # The exact instant and its offset, without characters file systems refuse;
+        # the year with its four digits (strftime's %Y writes year 1 as "1" on glibc).
+        if moment is None:
+            return missing
+        local = timezone.localtime(moment)
+        return f"{local.year:04d}{local:-%m-%dT%H%M%S.%f%z}"
 
     # The folder is unique; the file name says what is inside when it is downloaded.
     name = f"responses_{part(date_from, 'start')}_{part(date_to, 'end')}.{extension}"

@@ -144,6 +144,57 @@ def test_responses_take_the_exports_date_range_and_offer_to_export_it(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        (
+            "from",
+            "9999-12-31T23:59:59-12:00",
+            "'from' is too late: Collect handles dates from 0001-01-01 to 9999-12-31 (in UTC "
+            "and in this server's time zone); got '9999-12-31T23:59:59-12:00'. Use a date up "
+            "to 9999-12-30, or leave 'from' empty for no limit.",
+        ),
+        (
+            "to",
+            "0001-01-01T00:00:00+14:00",
+            "'to' is too early: Collect handles dates from 0001-01-01 to 9999-12-31 (in UTC "
+            "and in this server's time zone); got '0001-01-01T00:00:00+14:00'. Use a date "
+            "from 0001-01-02 on, or leave 'to' empty for no limit.",
+        ),
+    ],
+)
+def test_responses_refuse_a_date_out_of_range_next_to_its_field(
+    browser_client: Client, field: str, value: str, said: str
+) -> None:
+    make_responses(2, start=dt.datetime(2020, 5, 1, tzinfo=dt.UTC), step=dt.timedelta(hours=1))
+    page = browser_client.get("/responses/", {field: value})
+    assert page.status_code == 400
+    text = html.unescape(page.content.decode())
+    assert f'value="{value}"' in text
+    assert f'<span class="error" role="alert">{said}</span>' in text
+    assert response_rows(text) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["before", "after"])
+@pytest.mark.parametrize(
+    "stamp", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "2020-05-01T00:00:00"]
+)
+def test_a_page_link_out_of_range_is_a_damaged_link(
+    browser_client: Client, name: str, stamp: str
+) -> None:
+    make_responses(4, start=dt.datetime(2020, 5, 1, tzinfo=dt.UTC), step=dt.timedelta(hours=1))
+    page = browser_client.get("/responses/", {name: f"{stamp},1"})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert (
+        "This page link is damaged or cut short; the list starts again at the newest response."
+        in text
+    )
+    assert response_rows(text) == [f"Person {i:03d}" for i in (3, 2, 1, 0)]
+
+
+@pytest.mark.django_db
 def test_responses_need_the_export_permission(client: Client, other_user, user) -> None:  # type: ignore[no-untyped-def]
     client.force_login(other_user)
     refused = client.get("/responses/")

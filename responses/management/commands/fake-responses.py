@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from responses.fake import create_responses
-from responses.forms import DATE_FORMATS, BadDate, parse_bound
+from responses.forms import DATE_FORMATS, BadDate, DateOutOfRange, parse_bound
 
 
 class Command(BaseCommand):
@@ -30,8 +30,16 @@ class Command(BaseCommand):
         try:
             end = parse_bound(date_to, end=True) or timezone.now()
             start = parse_bound(date_from, end=False) or end - dt.timedelta(days=3 * 365)
+        except DateOutOfRange as far:
+            raise CommandError(
+                f"--from and --to must be dates from 0001-01-02 to 9999-12-30; got {far}."
+            ) from None
         except BadDate as bad:
             raise CommandError(f"--from and --to must be {DATE_FORMATS}; got {bad}.") from None
+        except OverflowError:  # the default --from, 3 years before an early --to
+            raise CommandError(
+                "--to is less than 3 years after 0001-01-01: give --from too."
+            ) from None
         if start > end:
             raise CommandError("--from is after --to; swap them.")
         began = time.monotonic()
