@@ -93,3 +93,87 @@ def test_a_script_gets_json_where_a_browser_gets_a_page(user) -> None:  # type: 
     browser.force_login(user)
     assert "text/html" in browser.get("/stop_task/not-a-uuid")["Content-Type"]
     assert "<form" in browser.get("/import_teams/").content.decode()
+
+
+# What browsers send for a page, and the narrowest Accept a browser could send.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+NOT_FOUND_PAGE = "There is nothing at this address, or it belongs to someone else."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "text/html"])
+def test_a_browser_gets_pages_from_the_seed_urls_whatever_it_accepts(user, other_user, accept):  # type: ignore[no-untyped-def]
+    import uuid
+
+    browser = Client(HTTP_ACCEPT=accept)
+    browser.force_login(user)
+    mine = Job.objects.create(kind="count", owner=user, state=State.RUNNING)
+    theirs = Job.objects.create(kind="count", owner=other_user, state=State.RUNNING)
+    for path in (f"/stop_task/{mine.id}", f"/tasks/{mine.id}/pause/", "/import_teams/"):
+        page = browser.get(path)
+        assert page.status_code == 200, path
+        assert page["Content-Type"] == "text/html; charset=utf-8", path
+        assert "<form" in page.content.decode(), path
+    assert browser.get(SEED_EXPORT).status_code == 200
+    # Another user's job, or none: the site's 404 page, as /tasks/<id>/ shows it.
+    for task_id in (theirs.id, uuid.uuid4()):
+        for method, path in (
+            ("get", f"/stop_task/{task_id}"),
+            ("post", f"/stop_task/{task_id}"),
+            ("get", f"/tasks/{task_id}/stop/"),
+            ("post", f"/tasks/{task_id}/pause/"),
+            ("get", f"/tasks/{task_id}/"),
+            ("post", f"/import_teams/{task_id}/apply"),
+            ("post", f"/export_data/{task_id}/send-again"),
+        ):
+            page = getattr(browser, method)(path)
+            assert page.status_code == 404, (method, path)
+            assert page["Content-Type"] == "text/html; charset=utf-8", (method, path)
+            assert NOT_FOUND_PAGE in page.content.decode(), (method, path)
+    # Any other error of these pages is a page too, with DRF's words and headers.
+    wrong = browser.delete(f"/stop_task/{mine.id}")
+    assert wrong.status_code == 405 and wrong["Content-Type"] == "text/html; charset=utf-8"
+    assert "<h1>Not available here</h1>" in wrong.content.decode()
+    assert "Method &quot;DELETE&quot; not allowed." in wrong.content.decode()
+    assert "POST" in wrong["Allow"]
+    # An action that does not exist, on one's own job, too.
+    assert "<h1>Not found</h1>" in browser.get(f"/tasks/{mine.id}/dance/").content.decode()
+    for job in (mine, theirs):
+        job.refresh_from_db()
+        assert job.state == State.RUNNING
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "text/html", "*/*"])
+def test_a_script_gets_json_from_the_seed_urls_whatever_it_accepts(user, other_user, accept):  # type: ignore[no-untyped-def]
+    from collect.errors import NOT_FOUND
+
+    client = script(user)
+    theirs = Job.objects.create(kind="count", owner=other_user, state=State.RUNNING)
+    answer = client.get(f"/stop_task/{theirs.id}", HTTP_ACCEPT=accept)
+    assert answer.status_code == 404
+    assert answer["Content-Type"] == "application/json"
+    assert answer.json() == {"detail": NOT_FOUND}
+    done = Job.objects.create(kind="count", owner=user, state=State.SUCCEEDED)
+    answer = client.get(f"/stop_task/{done.id}", HTTP_ACCEPT=accept)
+    assert answer.status_code == 409 and answer["Content-Type"] == "application/json"
+    assert answer.json() == {
+        "task_id": str(done.id),
+        "state": "succeeded",
+        "detail": "This job has already succeeded; there is nothing to stop.",
+    }
+
+
+@pytest.mark.django_db
+def test_a_browser_form_without_its_csrf_token_gets_a_page_that_says_so(user) -> None:  # type: ignore[no-untyped-def]
+    browser = Client(enforce_csrf_checks=True, HTTP_ACCEPT=BROWSER_ACCEPT)
+    browser.force_login(user)
+    running = Job.objects.create(kind="count", owner=user, state=State.RUNNING)
+    page = browser.post(f"/stop_task/{running.id}")
+    assert page.status_code == 403 and page["Content-Type"] == "text/html; charset=utf-8"
+    assert (
+        "This form has expired, or it was not sent from one of Collect&#x27;s pages, so nothing "
+        "was done. Go back, reload the page and try again."
+    ) in page.content.decode()
+    running.refresh_from_db()
+    assert running.state == State.RUNNING
