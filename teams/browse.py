@@ -17,7 +17,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
 from jobs.models import Job
@@ -25,13 +26,39 @@ from jobs.services import jobs_visible_to
 from teams.models import Team
 
 PAGE_ROWS = 50
+BAD_CURSOR = "This page link is damaged or cut short; the list starts again at the first team."
+# The largest primary key (a BigAutoField): a cursor position beyond it is no key of ours.
+_MAX_ID = 2**63 - 1
 
 
 class TeamPages(CursorPagination):
-    """Keyset pages of ``PAGE_ROWS`` teams in id order; the cursor is ``?cursor=``."""
+    """Keyset pages of ``PAGE_ROWS`` teams in id order; the cursor is ``?cursor=``.
+
+    A cursor that is not one this page wrote (cut short, edited, base64 that is
+    not ours, a position that is no id) starts the list again at the first page
+    and sets ``damaged``, as ``/responses/`` does with its page links, instead of
+    DRF's ``NotFound`` (a 500 in a page that is not a DRF view) or a query that
+    cannot be run.
+    """
 
     page_size = PAGE_ROWS
     ordering = "id"
+    damaged = False
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound:
+            cursor = None
+        else:
+            if cursor is None or cursor.position is None or _is_id(str(cursor.position)):
+                return cursor
+        self.damaged = True
+        return None
+
+
+def _is_id(position: str) -> bool:
+    return position.isascii() and position.isdigit() and int(position) <= _MAX_ID
 
 
 def _relative(url: str | None) -> str | None:
@@ -50,7 +77,8 @@ def team_list(request: HttpRequest) -> HttpResponse:
     ``jobs.manage_all_jobs``): another's is a 404, as on every job page. The
     Import column links only to such imports and names no one else's task id.
     """
-    q = request.GET.get("q", "").strip()[:200]
+    # No name holds a NUL (the import refuses it), and PostgreSQL refuses one in a query.
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:200]
     raw_job = request.GET.get("job", "").strip()
     teams = Team.objects.only("id", "name", "manager", "members", "job_id")
     job: Any = None
@@ -72,6 +100,7 @@ def team_list(request: HttpRequest) -> HttpResponse:
     job_ids = {team.job_id for team in rows if team.job_id}
     visible = set(jobs_visible_to(request.user).filter(id__in=job_ids).values_list("id", flat=True))
     context = {
+        "cursor_error": BAD_CURSOR if pages.damaged else "",
         "teams": rows,
         "visible_jobs": visible,
         "q": q,

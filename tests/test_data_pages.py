@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 import re
@@ -64,6 +65,51 @@ def test_an_import_without_teams_says_why_its_list_is_empty(
         re.sub(r"<[^>]+>", "", browser_client.get("/teams/", {"job": str(job.id)}).content.decode())
     )
     assert said in page
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",  # not base64: DRF's "Incorrect padding"
+        "cD01M",  # a real one ("p=50") cut short
+        "é",
+        _b64("r=x"),
+        _b64("o=-1"),
+        _b64("p=abc"),  # decodes, but the position is no id
+        _b64("p=1.5"),
+        _b64("p=99999999999999999999999999"),
+    ],
+)
+def test_a_damaged_team_page_link_starts_the_list_again(browser_client, user, cursor) -> None:  # type: ignore[no-untyped-def]
+    Team.objects.bulk_create(Team(name=f"Team {i:03d}", manager="m") for i in range(60))
+    page = browser_client.get("/teams/", {"q": "team", "cursor": cursor})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert (
+        '<p class="error" role="alert">This page link is damaged or cut short; the list starts '
+        "again at the first team.</p>"
+    ) in text
+    assert rows(text) == [f"Team {i:03d}" for i in range(50)]
+    assert 'rel="prev"' not in text
+    following = re.search(r'href="(/teams/\?[^"]+)" rel="next"', text)
+    assert following, text
+    page2 = browser_client.get(html.unescape(following.group(1))).content.decode()
+    assert rows(page2) == [f"Team {i:03d}" for i in range(50, 60)]
+    assert "damaged" not in page2
+
+
+@pytest.mark.servers  # PostgreSQL refuses a NUL in a query's text: it was a 500 there
+@pytest.mark.django_db
+def test_a_nul_in_the_team_search_is_ignored(browser_client) -> None:  # type: ignore[no-untyped-def]
+    Team.objects.bulk_create(Team(name=name, manager="m") for name in ("Alpha", "Beta"))
+    page = browser_client.get("/teams/", {"q": "alp\x00ha"})
+    assert page.status_code == 200
+    assert rows(page.content.decode()) == ["Alpha"]
 
 
 @pytest.mark.django_db
