@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 
 from jobs import services
 from jobs.models import AuditEntry, Job
@@ -40,6 +41,14 @@ class JobAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # The same rule as every page: others' jobs only with jobs.manage_all_jobs.
         return services.jobs_visible_to(request.user)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Job:
+        """The job, from ``get_queryset``; another user's job (or none) is a 404, as on every
+        page, rather than the admin's redirect to its index ("… doesn't exist")."""
+        job = super().get_object(request, object_id, from_field)
+        if job is None:
+            raise Http404("No such job, or another user's.")
+        return job
 
     @admin.action(description="Pause selected jobs")
     def pause(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -7,6 +7,7 @@ page; the mail itself goes through a real worker to a real SMTP server.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.contrib.auth.models import User
@@ -277,7 +278,16 @@ def test_is_staff_alone_does_not_reach_others_jobs_anywhere(user, staff_user, ma
     grant(staff_user, "jobs.view_job", "jobs.change_job")
     listing = staff.get("/admin/jobs/job/").content.decode()
     assert str(job.id) not in listing
-    assert staff.get(f"/admin/jobs/job/{job.id}/change/").status_code == 302  # "does not exist"
+    # Another user's job is a 404 in the admin too (not its redirect to the index).
+    for view in ("change", "history", "delete"):
+        answer = staff.get(f"/admin/jobs/job/{job.id}/{view}/")
+        assert answer.status_code == 404, view
+        assert "There is nothing at this address, or it belongs to someone else." in (
+            answer.content.decode()
+        ), view
+    assert staff.get(f"/admin/jobs/job/{uuid.uuid4()}/change/").status_code == 404
+    own = Job.objects.create(kind="count", owner=staff_user, state=State.SUCCEEDED)
+    assert staff.get(f"/admin/jobs/job/{own.id}/change/").status_code == 200
     running = Job.objects.create(kind="count", owner=user, state=State.RUNNING)
     staff.post("/admin/jobs/job/", {"action": "stop", "_selected_action": [str(running.id)]})
     running.refresh_from_db()
