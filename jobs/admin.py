@@ -4,11 +4,53 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from jobs import services
 from jobs.models import AuditEntry, Job
+
+# What a staff user reads when the address filters by a date Python cannot step to
+# or move to UTC (?at__year=9999 asks for "before 10000-01-01").
+BAD_DATE_FILTER = (
+    "This list cannot be filtered by that date: it is at or past the edge of the years 1 "
+    "to 9999 (in UTC). The list is shown without its filters; choose the dates again."
+)
+
+
+class _ChangeList(ChangeList):
+    """Django's change list, where a date filter out of range is a bad filter, not a 500.
+
+    The date hierarchy asks for "before the next day, month or year" (an
+    OverflowError or a ValueError past 9999-12-31) and a date filter's value is
+    moved to UTC only when the query runs (an OverflowError for
+    ``9999-12-31T23:59:59-12:00``). Both now raise IncorrectLookupParameters,
+    which the admin answers as any other bad filter: the list without filters.
+    """
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as exc:
+            stepped = self.date_hierarchy and f"{self.date_hierarchy}__year" in request.GET
+            if isinstance(exc, ValueError) and not stepped:
+                raise
+            messages.warning(request, BAD_DATE_FILTER)
+            raise IncorrectLookupParameters(exc) from exc
+
+    def get_results(self, request: HttpRequest) -> None:
+        try:
+            super().get_results(request)
+        except OverflowError as exc:
+            messages.warning(request, BAD_DATE_FILTER)
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class _Admin(admin.ModelAdmin):
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return _ChangeList
 
 
 def _apply(
@@ -28,7 +70,7 @@ def _apply(
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(_Admin):
     list_display = ["id", "kind", "label", "owner", "state", "processed", "total", "created_at"]
     list_filter = ["state", "kind"]
     search_fields = ["id", "label", "owner__username"]
@@ -64,7 +106,7 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(_Admin):
     """The audit log, read-only: nobody adds, changes or deletes an entry here."""
 
     list_display = ["at", "username", "action", "job_id", "client_address", "detail"]

@@ -379,6 +379,35 @@ def test_the_audit_log_is_read_only_in_the_admin(user) -> None:  # type: ignore[
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        "at__year=9999",  # "before 10000-01-01"
+        "at__year=9999&at__month=12",
+        "at__year=9999&at__month=12&at__day=31",
+        "at__year=99999999999999999999",
+        "at__gte=9999-12-31T23:59:59-12:00",  # 10000 in UTC
+        "at__lt=0001-01-01T00:00:00%2B14:00",  # year 0 in UTC
+    ],
+)
+def test_an_audit_log_date_filter_out_of_range_shows_the_list_unfiltered(query) -> None:  # type: ignore[no-untyped-def]
+    admin = User.objects.create_superuser("root", "root@example.com", "root-password-long")
+    browser = session(admin)
+    answer = browser.get(f"/admin/jobs/auditentry/?{query}", follow=True)
+    assert answer.redirect_chain == [("/admin/jobs/auditentry/?e=1", 302)]
+    assert answer.status_code == 200
+    assert (
+        "This list cannot be filtered by that date: it is at or past the edge of the years 1 "
+        "to 9999 (in UTC). The list is shown without its filters; choose the dates again."
+    ) in answer.content.decode()
+    # A day the hierarchy can step past is a filter as before.
+    assert (
+        browser.get("/admin/jobs/auditentry/?at__year=9999&at__month=12&at__day=30").status_code
+        == 200
+    )
+
+
+@pytest.mark.django_db
 def test_an_audit_failure_never_fails_the_action(user, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("the audit table is unavailable")
