@@ -427,14 +427,13 @@ def test_the_api_schema_documents_sheet_and_encoding(api):  # type: ignore[no-un
     assert fields["encoding"]["description"].startswith("CSV only: the encoding of a file")
 
 
-def test_an_unknown_encoding_is_refused_before_anything_is_stored(api):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("name", ["klingon", "utf\x008"])  # a NUL: Python's ValueError
+def test_an_unknown_encoding_is_refused_before_anything_is_stored(api, name):  # type: ignore[no-untyped-def]
     upload = SimpleUploadedFile("t.csv", f"{HEADER}\r\nA,b,c,d\r\n".encode())
-    answer = api.post(
-        "/api/imports/teams/", {"file": upload, "encoding": "klingon"}, format="multipart"
-    )
+    answer = api.post("/api/imports/teams/", {"file": upload, "encoding": name}, format="multipart")
     assert answer.status_code == 400
     assert answer.json() == {
-        "detail": '"klingon" is not an encoding Collect knows. Leave it empty to have it '
+        "detail": f'"{name}" is not an encoding Collect knows. Leave it empty to have it '
         "detected, or give one such as utf-8, cp1252 (Windows Western), cp1251, latin-1."
     }
     assert not Job.objects.exists()

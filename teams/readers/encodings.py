@@ -51,7 +51,7 @@ def shown_name(codec: str) -> str:
     """The name people know an encoding by (``cp1252`` → ``Windows-1252``)."""
     try:
         canonical = codecs.lookup(codec).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         return codec
     return NAMES.get(canonical, canonical.upper().replace("_", "-").replace("ISO8859", "ISO-8859"))
 
@@ -60,7 +60,7 @@ def is_known(codec: str) -> bool:
     """Whether Python can decode ``codec`` (the ``encoding`` option is checked with this)."""
     try:
         codecs.lookup(codec)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: "embedded null character"
         return False
     return True
 
