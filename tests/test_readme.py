@@ -55,6 +55,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def said_by_each(stdout: str, commands: list[str]) -> list[str]:
+    """What each command printed, from the ``>>> i`` line echoed before it."""
+    parts = re.split(r"^>>> (\d+) \d+\n", stdout, flags=re.M)
+    said = dict(zip(map(int, parts[1::2]), parts[2::2], strict=True))
+    return [said.get(i, "") for i in range(len(commands))]
+
+
 def test_every_readme_line_is_run_here_or_has_a_reason_not_to_be() -> None:
     unexplained = [
         line
@@ -109,6 +116,19 @@ def test_the_readme_commands_work_when_pasted(tmp_path: Path) -> None:
         # The curl lines reach the API: their JSON answers are in the output.
         assert '"task_id"' in done.stdout
         assert "teams created" in done.stdout and "Sent to admin@example.com" in done.stdout
+        said = said_by_each(done.stdout, commands)
+        # "the next line creates them, and the rest find every row unchanged": the
+        # workbook holds the first 1,000 rows again (CR stored as _x000D_ in its XML).
+        upserts = [
+            said[i]
+            for i, c in enumerate(commands)
+            if c.startswith(".venv/bin/collect import-teams ")
+            and "--mode upsert" in c
+            and "--dry-run" not in c
+        ]
+        assert len(upserts) == 2, upserts
+        assert ": 19,000 teams created, 0 updated, 1,000 unchanged, 0 rows skipped." in upserts[0]
+        assert ": 0 teams created, 0 updated, 1,000 unchanged, 0 rows skipped." in upserts[1]
     finally:
         os.killpg(serve.pid, signal.SIGINT)
         serve.wait(timeout=60)

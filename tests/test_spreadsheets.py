@@ -21,6 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs import engine
 from jobs.models import Job, State
+from teams.fake import fake_teams, write_fake_teams, write_fake_teams_xlsx
 from teams.models import Team
 from teams.services import teams_import_start
 
@@ -456,3 +457,156 @@ def test_short_accented_latin_text_is_not_taken_for_another_script(
     from teams.readers.encodings import detect
 
     assert detect(text.encode(written_as)) == read_as
+
+
+# --- text escapes: ECMA-376 Part 1, §22.9.2.19 (ST_Xstring) --------------------------
+#
+# A workbook stores a character XML cannot carry (CR, which XML turns into LF; most
+# control characters) as ``_xHHHH_``, and the text ``_xHHHH_`` itself with its
+# underscore escaped, ``_x005F_``. The files below are written by hand, so the XML
+# holds exactly the escapes under test: as inline strings (what XlsxWriter's
+# constant-memory mode, `collect fake-teams` and our XLSX export write), as shared
+# strings (what Excel and openpyxl write), as rich text runs, and as the text a
+# formula last gave. (An import trims each value, so no case ends in CR.)
+
+NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+# (the <t> text as stored in the file, the text it stands for)
+ESCAPED = [
+    ("a_x000D_\nb", "a\r\nb"),
+    ("tab_x0009_here", "tab\there"),
+    ("_x005F_x000D_", "_x000D_"),  # the text _x000D_, escaped
+    ("_x005F_x005F_x000D_end", "_x005F\rend"),  # left to right: _x005F_ is _, then _x000D_
+    ("a_x005F_x0041_x005F_x0042_b", "a_x0041_x0042_b"),
+    ("bell_x0007_", "bell\x07"),
+    ("_x0041_ lower _x000d_ hex", "A lower \r hex"),
+    ("_xD83D__xDE00_ pair", "\U0001f600 pair"),  # UTF-16 code units of one character
+    ("_xD83D_ alone", "_xD83D_ alone"),  # half a pair is no character: left as written
+    ("_x00D_ short", "_x00D_ short"),
+    ("_xZZZZ_ not hex", "_xZZZZ_ not hex"),
+    ("_X000D_ capital X", "_X000D_ capital X"),
+    ("a x005F_ b _x000D", "a x005F_ b _x000D"),  # no escape: kept whole
+]
+
+
+def xlsx_by_hand(cells: list[str], shared: list[str] | None = None) -> bytes:
+    """A workbook of one sheet, "Teams", whose rows are ``cells`` (``<c>`` elements, no
+    ``r``), after a header row; ``shared`` are the ``<si>`` elements of its shared strings."""
+    header = "".join(f'<c t="inlineStr"><is><t>{n}</t></is></c>' for n in ("name", "description"))
+    rows = "".join(f"<row>{c}</row>" for c in [header, *cells])
+    files = {
+        "[Content_Types].xml": (
+            f'{XML}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.'
+            'openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.'
+            'openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+            '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.'
+            'openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            f'{XML}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+            'officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/workbook.xml": (
+            f'{XML}<workbook xmlns="{NS}" xmlns:r="http://schemas.openxmlformats.org/'
+            'officeDocument/2006/relationships"><sheets><sheet name="Teams" sheetId="1" '
+            'r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'{XML}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+            'officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>'
+            '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/'
+            '2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>'
+        ),
+        "xl/worksheets/sheet1.xml": (
+            f'{XML}<worksheet xmlns="{NS}"><sheetData>{rows}</sheetData></worksheet>'
+        ),
+        "xl/sharedStrings.xml": f'{XML}<sst xmlns="{NS}">{"".join(shared or [])}</sst>',
+    }
+    return zip_of({name: text.encode() for name, text in files.items()})
+
+
+def name_cell(i: int) -> str:
+    return f'<c t="inlineStr"><is><t>Team {i}</t></is></c>'
+
+
+def imported_descriptions(user: Any, data: bytes) -> list[str]:
+    job = import_now(user, "teams.xlsx", data)
+    assert (job.state, job.error) == (State.SUCCEEDED, "")
+    return [description for _name, description, *_ in stored(job)]
+
+
+def test_inline_strings_are_read_as_the_text_their_escapes_stand_for(user):  # type: ignore[no-untyped-def]
+    cells = [
+        name_cell(i) + f'<c t="inlineStr"><is><t xml:space="preserve">{stored}</t></is></c>'
+        for i, (stored, _text) in enumerate(ESCAPED)
+    ]
+    assert imported_descriptions(user, xlsx_by_hand(cells)) == [text for _, text in ESCAPED]
+
+
+def test_shared_strings_are_read_as_the_text_their_escapes_stand_for(user):  # type: ignore[no-untyped-def]
+    cells = [name_cell(i) + f'<c t="s"><v>{i}</v></c>' for i in range(len(ESCAPED))]
+    shared = [f'<si><t xml:space="preserve">{stored}</t></si>' for stored, _text in ESCAPED]
+    assert imported_descriptions(user, xlsx_by_hand(cells, shared)) == [t for _, t in ESCAPED]
+
+
+RICH = [
+    # Each run's <t> is a string of its own: escapes are read run by run.
+    (
+        "<r><t>one_x000D_</t></r><r><rPr><b/></rPr><t>\ntwo_x005F_x0009_</t></r>",
+        "one\r\ntwo_x0009_",
+    ),
+    ("<r><t>a_x00</t></r><r><t>0D_b</t></r>", "a_x000D_b"),  # no escape across runs
+    # A phonetic reading (<rPh>, for East Asian text) is not part of the cell's text.
+    ("<t>東_x000D_京</t><rPh sb='0' eb='2'><t>トウキョウ_x000D_</t></rPh>", "東\r京"),
+]
+
+
+@pytest.mark.parametrize("where", ["inline", "shared"])
+def test_rich_text_runs_are_read_as_the_text_their_escapes_stand_for(user, where):  # type: ignore[no-untyped-def]
+    if where == "inline":
+        cells = [
+            name_cell(i) + f'<c t="inlineStr"><is>{runs}</is></c>'
+            for i, (runs, _) in enumerate(RICH)
+        ]
+        data = xlsx_by_hand(cells)
+    else:
+        cells = [name_cell(i) + f'<c t="s"><v>{i}</v></c>' for i in range(len(RICH))]
+        data = xlsx_by_hand(cells, [f"<si>{runs}</si>" for runs, _ in RICH])
+    assert imported_descriptions(user, data) == [text for _, text in RICH]
+
+
+def test_the_text_a_formula_gave_is_read_as_its_escapes_stand_for(user):  # type: ignore[no-untyped-def]
+    cells = [
+        name_cell(0) + '<c t="str"><f>"a"&amp;CHAR(13)&amp;"b"</f><v>a_x000D_b</v></c>',
+        name_cell(1) + '<c t="str"><f>"_x"&amp;"000D_"</f><v>_x005F_x000D_</v></c>',
+    ]
+    assert imported_descriptions(user, xlsx_by_hand(cells)) == ["a\rb", "_x000D_"]
+
+
+def test_the_fake_teams_workbook_reads_as_its_csv_and_upserted_again_changes_nothing(  # type: ignore[no-untyped-def]
+    user, tmp_path
+):
+    """README's block: teams.csv imported, then teams.xlsx (the same first 1,000 rows,
+    as inline strings, CR written _x000D_) upserted: every row unchanged."""
+    csv_path, xlsx_path = tmp_path / "teams.csv", tmp_path / "teams.xlsx"
+    with csv_path.open("w", newline="", encoding="utf-8") as out:
+        write_fake_teams(out, 1000, seed=1)
+    write_fake_teams_xlsx(xlsx_path, 1000, seed=1)
+    assert b"_x000D_" in zipfile.ZipFile(xlsx_path).read("xl/worksheets/sheet1.xml")
+    from_csv = import_now(user, "teams.csv", csv_path.read_bytes())
+    assert from_csv.result["created"] == 1000
+    again = import_now(user, "teams.xlsx", xlsx_path.read_bytes(), sheet="Teams", mode="upsert")
+    assert (again.state, again.error) == (State.SUCCEEDED, "")
+    assert {k: again.result[k] for k in ("created", "updated", "unchanged")} == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 1000,
+    }
+    assert stored(from_csv) == [tuple(v.strip() for v in row) for row in fake_teams(1000, seed=1)]

@@ -8,6 +8,10 @@ once into a temporary file (UTF-8 texts, and a fixed-size index of their
 offsets), and a cell's text is read back with ``os.pread`` when the sheet
 refers to it. Memory stays flat; a lookup costs two small reads, served by the
 page cache.
+
+Each text is stored decoded (``celltext.rst_text``: ECMA-376 Part 1, §22.9.2.19),
+and the sheets are ``celltext.TextWorksheet``, which decode the text a cell
+holds itself.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import tempfile
 from typing import IO, Any
 
 from django.conf import settings
-from openpyxl.cell.text import Text
 from openpyxl.reader.excel import ExcelReader
 from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
 from openpyxl.xml.functions import iterparse
+
+from teams.readers.celltext import TextWorksheet, rst_text
 
 ENTRY = struct.Struct("<QI")  # offset, length of one text in the data file
 STRING_TAG = f"{{{SHEET_MAIN_NS}}}si"
@@ -43,10 +48,7 @@ class DiskStrings:
                 root = node  # <sst>: cleared as we go, so parsed strings do not pile up
             if event != "end" or node.tag != STRING_TAG:
                 continue
-            # As openpyxl's read_string_table does: the text of all runs, unescaped.
-            raw = (
-                Text.from_tree(node).content.replace("x005F_", "").encode("utf-8", "surrogatepass")
-            )
+            raw = rst_text(node).encode("utf-8", "surrogatepass")
             root.clear()
             self._data.write(raw)
             entries += ENTRY.pack(offset, len(raw))
@@ -74,7 +76,10 @@ class DiskStrings:
 
 
 class StreamingReader(ExcelReader):
-    """openpyxl's reader, with the shared strings on disk (read-only mode only)."""
+    """openpyxl's reader, with the shared strings on disk and cell text decoded.
+
+    Read-only mode only.
+    """
 
     def read_strings(self) -> None:
         part = self.package.find(SHARED_STRINGS)
@@ -82,6 +87,18 @@ class StreamingReader(ExcelReader):
         if part is not None:
             with self.archive.open(part.PartName[1:]) as src:
                 self.shared_strings = DiskStrings(src)
+
+    def read_worksheets(self) -> None:
+        # ExcelReader.read_worksheets in read-only mode, with TextWorksheet.
+        for sheet, rel in self.parser.find_sheets():
+            if rel.target not in self.valid_files:
+                continue
+            if "chartsheet" in rel.Type:
+                self.read_chartsheet(sheet, rel)
+                continue
+            ws = TextWorksheet(self.wb, sheet.name, rel.target, self.shared_strings)
+            ws.sheet_state = sheet.state
+            self.wb._sheets.append(ws)
 
 
 def load_workbook(fh: IO[bytes]) -> tuple[Any, DiskStrings | None]:

@@ -4,7 +4,9 @@ openpyxl's read-only mode streams the sheet's XML, so memory does not grow
 with the number of rows (python-calamine, measured 4x faster, builds the whole
 sheet in memory first: 98 MiB for 200,000 rows against 41 MiB). The shared
 strings table, which openpyxl would load whole, is kept on disk
-(``sharedstrings.py``), so memory does not grow with the workbook.
+(``sharedstrings.py``), so memory does not grow with the workbook. Text is
+read as the text it stands for, whether shared, inline or rich: a CR stored
+``_x000D_`` is a CR (``celltext.py``; ECMA-376 Part 1, §22.9.2.19).
 
 The position is the index of the last row read (the sheet's own row number),
 so a checkpoint is a row index. openpyxl cannot seek: a resumed import parses
