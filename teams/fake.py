@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-import xlsxwriter
-
+from collect.xlsxtext import ExactWorkbook
 from teams.csvformat import COLUMNS
 
 WORDS = [
@@ -47,9 +46,10 @@ def write_fake_teams(
 def write_fake_teams_xlsx(path: Path, n: int, *, seed: int = 0, sheet: str = "Teams") -> None:
     """The same rows as ``write_fake_teams`` in an .xlsx workbook, on the sheet ``sheet``.
 
-    Every cell is written as text, so ``=1+1`` stays a string, not a formula.
+    Every cell is written as text, so ``=1+1`` stays a string, not a formula; as
+    inline strings, CR as ``_x000D_`` (``ExactWorkbook``).
     """
-    with xlsxwriter.Workbook(str(path), {"constant_memory": True}) as book:
+    with ExactWorkbook(str(path)) as book:
         page = book.add_worksheet(sheet)
         for row, values in enumerate([tuple(COLUMNS), *fake_teams(n, seed=seed)]):
             for column, value in enumerate(values):

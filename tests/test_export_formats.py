@@ -46,6 +46,10 @@ NAMES = [
     "x;=cmd|' /C calc'!A0",
     'He said "hi", twice',
     "two\r\nlines\nthree",
+    # Text a workbook must escape: control characters, and text that reads like an
+    # escape (ECMA-376 Part 1, §22.9.2.19), overlapping ones included.
+    "bell\x07 _x000D_ _x0041_x0042_ a_x0041\r",
+    "<r>&</r>",  # XlsxWriter takes this for rich text and writes it unescaped
     "José Müller 😀 𝄞",
     "-",
     "0",
@@ -151,6 +155,7 @@ def read_xlsx(data: bytes) -> list[dict[str, Any]]:
     def text(value: str | None) -> str | None:
         # A control character such as CR is stored as the OOXML escape _x000D_, which
         # Excel reads back as the character; openpyxl leaves inline strings escaped.
+        # Its unescape reads each _xHHHH_ left to right, as Excel does.
         return None if value is None else unescape(value)
 
     for r in rows[1:]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
+import re
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import pytest
 from jobs.kinds import Interrupted
 from responses import csvrows
 from responses.writers import writer_for, xlsx
+from teams.readers import open_reader
 
 UTC = dt.UTC
 
@@ -96,3 +100,56 @@ def test_rows_beyond_a_sheet_go_on_the_next_sheet(tmp_path: Path, monkeypatch) -
         ["id", 4, 5, 6],
         ["id", 7],
     ]
+
+
+# Stored text that a workbook must carry through its escapes (ECMA-376 Part 1,
+# §22.9.2.19, ST_Xstring): CR (XML turns it into LF), control characters (XML cannot
+# hold them), and text that reads like an escape, overlapping ones included.
+TEXTS = [
+    "cr\rlf\r\n",
+    "\rfirst",
+    "bell\x07 unit\x1f nul\x00",
+    "_x000D_",
+    "_x005F_x000D_",
+    "_x0041_x0042_",  # two escape-like texts sharing an underscore
+    "a_x0041\r",  # a CR's escape would complete the escape-like text before it
+    "_x00D_ _xZZZZ_ x005F_",
+    "<r><t>bold</t></r>",  # XlsxWriter takes text like this for rich-text XML
+    "<r>&</r>",
+    "\ttab and two trailing spaces  ",
+    "\ufffe\uffff",
+]
+
+
+def test_every_stored_text_reads_back_exactly_from_the_xlsx_export(tmp_path: Path) -> None:
+    writer = writer_for("xlsx")
+    final = str(tmp_path / "responses.xlsx")
+    part = writer.part_name(final)
+    start = dt.datetime(2020, 5, 15, tzinfo=UTC)
+    rows = [
+        (i, start, text, text, "Other", True, False, text, Decimal(0), Decimal(0))
+        for i, text in enumerate(TEXTS, 1)
+    ]
+    data = writer.header() + writer.encode(rows, first=True)
+    Path(part).write_bytes(data)
+    writer.finish(part, final, len(data), lambda: None)
+
+    # Our own import reader, as a re-import of the file would read it.
+    with open(final, "rb") as fh:
+        reader = open_reader(fh, options={}, known={})
+        reader.start()
+        cells = [r.fields for r in reader.records(0, 0)]
+        reader.close()
+    assert [(c[2], c[3], c[7]) for c in cells[1:]] == [(t, t, t) for t in TEXTS]
+    # The file as Excel reads it: each text cell's <t>, decoded by the rule alone.
+    sheet = zipfile.ZipFile(final).read("xl/worksheets/sheet1.xml").decode()
+    written = re.findall(
+        r'<c r="D\d+" [^>]*t="inlineStr"><is><t[^>]*>(.*?)</t></is></c>', sheet, re.S
+    )
+    assert [excel_reads(html.unescape(t)) for t in written] == ["name_of_respondent", *TEXTS]
+
+
+def excel_reads(stored: str) -> str:
+    """ST_Xstring as a reader that follows the rule reads it: left to right, each
+    ``_xHHHH_`` is the character HHHH, and nothing else changes."""
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m[1], 16)), stored)

@@ -9,6 +9,11 @@ and streams it into a workbook with XlsxWriter's ``constant_memory`` mode
 name that is renamed over the final name when complete; only then is the part
 deleted. A crash during that step runs it again from the part; a pause or
 stop is honoured there too (the heartbeat), and the part stays until then.
+
+Text cells read back as exactly the stored text, CR, control characters and
+text such as ``_x000D_`` included: ``collect.xlsxtext.ExactWorkbook`` writes
+the escapes of ECMA-376 Part 1, §22.9.2.19, where XlsxWriter's own get some
+texts wrong.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import xlsxwriter
 from django.utils import timezone
 
+from collect.xlsxtext import ExactWorkbook
 from responses import csvrows
 from responses.csvrows import Record
 from responses.writers.base import Writer
@@ -81,7 +86,7 @@ class XlsxWriter(Writer):
         os.makedirs(work, exist_ok=True)
         try:
             temporary = os.path.join(work, os.path.basename(final))
-            workbook = xlsxwriter.Workbook(temporary, {"constant_memory": True, "tmpdir": work})
+            workbook = ExactWorkbook(temporary, {"tmpdir": work})
             self._fill(workbook, part, size, heartbeat)
             workbook.close()
             os.replace(temporary, final)
