@@ -65,7 +65,8 @@ from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections, connections
 from django.http import HttpRequest, HttpResponseBase
-from django.template.defaultfilters import filesizeformat
+
+from jobs.formatting import exact_size
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
 # The view threads live as long as the process: each keeps its database connection
@@ -122,11 +123,11 @@ def too_large_message(path: str, limit: int) -> str:
     if path in IMPORT_PATHS:
         upload = int(settings.COLLECT_UPLOAD_MAX_BYTES)
         return (
-            f"The file is too large: at most {filesizeformat(upload)} ({upload} bytes) can be "
+            f"The file is too large: at most {exact_size(upload)} can be "
             "uploaded. Split it into smaller files and import them one after the other."
         )
     return (
-        f"The request is too large: at most {filesizeformat(limit)} ({limit} bytes) can be sent "
+        f"The request is too large: at most {exact_size(limit)} can be sent "
         "here. To import a file, upload it on the import page."
     )
 

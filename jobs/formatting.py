@@ -35,6 +35,27 @@ def duration(seconds: Any) -> str:
     return " ".join(f"{n} {unit}" for n, unit in shown[:2])
 
 
+def size(value: Any) -> str:
+    """Bytes in binary units, named as such: ``1 byte``, ``512 bytes``, ``1 MiB``, ``9.5 GiB``.
+
+    One decimal at most (``1.5 MiB``; ``1 MiB``, not ``1.0 MB``): a KiB is 1,024 bytes.
+    """
+    n = float(value or 0)
+    if abs(n) < 1024:
+        return plural(round(n), "byte")
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        n /= 1024
+        if abs(round(n, 1)) < 1024 or unit == "PiB":
+            break
+    return f"{round(n, 1):,.1f}".removesuffix(".0") + f" {unit}"
+
+
+def exact_size(value: int) -> str:
+    """A size and its exact bytes, for limits: ``1 MiB (1,048,576 bytes)``; ``1,000 bytes``."""
+    said = size(value)
+    return said if said.endswith(("byte", "bytes")) else f"{said} ({int(value):,} bytes)"
+
+
 def plural(count: Any, one: str, many: str = "") -> str:
     """``1 team``, ``2 teams``, ``1,200 rows``: the count and the word that goes with it."""
     return f"{thousands(count)} {one if count == 1 else (many or one + 's')}"

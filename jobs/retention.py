@@ -18,10 +18,9 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Q
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from jobs.formatting import duration
+from jobs.formatting import duration, size
 from jobs.kinds import get_kind
 from jobs.models import TERMINAL, Job, State
 
@@ -39,9 +38,9 @@ class QuotaExceeded(Exception):
         days = settings.COLLECT_RETENTION_DAYS
         wait = f"files are deleted {retention_period()} after their job ends, or " if days else ""
         self.message = (
-            f"This upload ({filesizeformat(incoming)}) would take your stored files to "
-            f"{filesizeformat(used + incoming)}, over your quota of {filesizeformat(limit)} "
-            f"(you use {filesizeformat(used)}). Wait until older files are deleted ({wait}"
+            f"This upload ({size(incoming)}) would take your stored files to "
+            f"{size(used + incoming)}, over your quota of {size(limit)} "
+            f"(you use {size(used)}). Wait until older files are deleted ({wait}"
             "ask the person who runs Collect for a larger quota), or upload a smaller file."
         )
         super().__init__(self.message)

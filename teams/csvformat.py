@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.template.defaultfilters import filesizeformat
 from openpyxl.utils import get_column_letter
 
+from jobs.formatting import exact_size, plural, thousands
 from teams.models import MANAGER_MAX, NAME_MAX
 from teams.readers import FileProblem, Reader, Record, max_field_bytes
 
@@ -37,8 +37,9 @@ HEADER_RULE = (
     f"The first row must name the column {', '.join(REQUIRED)} and may name "
     f"{', '.join(OPTIONAL)} (in any order, any case)."
 )
-FIX_HINT = "Download the error report, fix those rows and upload the file again."
-NOT_UTF8 = "The row is not valid UTF-8 text. Save the file as CSV UTF-8 and upload it again."
+# A row's message says what is wrong with that row and how to mend it; the job's
+# message (``fix_hint``) adds, once, what to do with the file.
+NOT_UTF8 = "The row is not valid UTF-8 text. Save the file as CSV UTF-8."
 MAX_SHOWN_COLUMNS = 10
 HEADER_SEARCH = 20
 _COLUMN_SET = frozenset(COLUMNS)
@@ -78,9 +79,25 @@ class Problem:
         }
 
 
+def fix_hint(bad_rows: int) -> str:
+    """What to do when rows are bad, after the first problem: said once, for one row or many."""
+    rows = "that row" if bad_rows == 1 else "those rows"
+    return f"Download the error report, fix {rows} and upload the file again."
+
+
+def bad_rows_said(bad: int, rows: int) -> str:
+    """``1 of 2,000 rows is bad``, ``3 of 5 rows are bad``, ``all 2 rows are bad``,
+    ``the only row is bad``: the count of bad rows in English."""
+    if bad == rows == 1:
+        return "the only row is bad"
+    if bad == rows:
+        return f"all {thousands(rows)} rows are bad"
+    return f"{thousands(bad)} of {plural(rows, 'row')} {'is' if bad == 1 else 'are'} bad"
+
+
 def where(problem: dict[str, Any]) -> str:
     """``Row 3, column manager (C)``: the place of a problem as the user reads it."""
-    text = f"Row {problem['row']}"
+    text = f"Row {thousands(problem['row'])}"
     column, letter = problem.get("column"), problem.get("letter")
     if column and letter:
         text += f", column {column} ({letter})"
@@ -282,11 +299,15 @@ def check(record: Record, layout: Layout) -> tuple[tuple[str, ...] | None, list[
             _problem(row, layout, positions[0], name, "The name is empty; every team needs a name.")
         )
     elif len(name) > NAME_MAX:
-        message = f"The name is {len(name)} characters long; at most {NAME_MAX} are allowed."
+        message = (
+            f"The name is {thousands(len(name))} characters long; at most {thousands(NAME_MAX)} "
+            "are allowed."
+        )
         problems.append(_problem(row, layout, positions[0], name, message))
     if len(manager) > MANAGER_MAX:
         message = (
-            f"The manager is {len(manager)} characters long; at most {MANAGER_MAX} are allowed."
+            f"The manager is {thousands(len(manager))} characters long; at most "
+            f"{thousands(MANAGER_MAX)} are allowed."
         )
         problems.append(_problem(row, layout, positions[2], manager, message))
     return None, problems
@@ -328,7 +349,7 @@ def _fit(record: Record, fields: list[str], layout: Layout) -> tuple[list[str], 
         if n > width
         else f"Fill in the missing values ({missing}), or leave them empty: one separator for each."
     )
-    message = f"The row has {n} field{'' if n == 1 else 's'}; expected {width} ({named}). {hint}"
+    message = f"The row has {plural(n, 'field')}; expected {thousands(width)} ({named}). {hint}"
     value = _shown(",".join(record.fields))
     return fields, Problem(record.row, "", value, message)
 
@@ -342,10 +363,7 @@ def _bad_text(record: Record, layout: Layout, values: tuple[str, ...]) -> Proble
     value = values[index] if index >= 0 else ""
     message = NOT_UTF8
     if layout.text_encoding != "UTF-8":
-        message = (
-            f"The row is not valid {layout.text_encoding} text. Save the file as CSV UTF-8 and "
-            "upload it again."
-        )
+        message = f"The row is not valid {layout.text_encoding} text. Save the file as CSV UTF-8."
     return _problem(record.row, layout, column, value, message)
 
 
@@ -357,14 +375,12 @@ def _unusual(
     for i, value in enumerate(values):
         column = layout.positions[i]
         if "\x00" in value:
-            message = (
-                "The row contains a NUL byte (binary data). Remove it and upload the file again."
-            )
+            message = "The row contains a NUL byte (binary data). Remove it."
             return values, _problem(record.row, layout, column, "", message)
         if len(value) * 4 > limit and len(value.encode("utf-8", "surrogateescape")) > limit:
             message = (
-                f"The value is larger than {filesizeformat(limit)} ({limit:,} bytes), the most "
-                "a cell may hold. Shorten it."
+                f"The value is larger than {exact_size(limit)}, the most a cell may hold. "
+                "Shorten it."
             )
             return values, _problem(record.row, layout, column, value, message)
     return tuple([_unformula(v) for v in values]), None

@@ -199,9 +199,8 @@ class TeamImport(JobKind):
         if bad_rows and ctx.job.param("on_error", FAIL) != SKIP:
             first = report.first[0]
             raise JobFailed(
-                f"Nothing was imported: {bad_rows} of {rows} rows "
-                f"{'is' if bad_rows == 1 else 'are'} bad. First problem: {csvformat.where(first)}: "
-                f"{first['message']} {csvformat.FIX_HINT}",
+                f"Nothing was imported: {csvformat.bad_rows_said(bad_rows, rows)}. First problem: "
+                f"{csvformat.where(first)}: {first['message']} {csvformat.fix_hint(bad_rows)}",
                 problems=report.first,
                 problem_count=report.count,
                 error_report_file=report_name,

@@ -6,10 +6,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, TemporaryFileUploadHandler
-from django.template.defaultfilters import filesizeformat
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
+from jobs.formatting import exact_size
 from jobs.retention import QuotaExceeded, check_quota
 
 # Room for the multipart envelope (boundaries, headers, the on_error field)
@@ -25,7 +25,7 @@ class UploadTooLarge(APIException):
         limit = settings.COLLECT_UPLOAD_MAX_BYTES
         super().__init__(
             message
-            or f"The file is too large: at most {filesizeformat(limit)} ({limit} bytes) can be "
+            or f"The file is too large: at most {exact_size(limit)} can be "
             "uploaded. Split it into smaller files and import them one after the other."
         )
 

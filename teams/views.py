@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from drf_spectacular.openapi import AutoSchema
@@ -24,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collect.tokens import TokenAuthentication
+from jobs.formatting import size
 from jobs.retention import QuotaExceeded
 from jobs.serializers import AcceptedSerializer, RateLimitedSerializer, accepted
 from jobs.services import jobs_visible_to
@@ -124,8 +124,8 @@ def _context(user: Any, **extra: Any) -> dict[str, Any]:
         "header": HEADER,
         "name_max": NAME_MAX,
         "manager_max": MANAGER_MAX,
-        "limit": filesizeformat(settings.COLLECT_UPLOAD_MAX_BYTES),
-        "field_max": filesizeformat(settings.COLLECT_IMPORT_MAX_FIELD_BYTES),
+        "limit": size(settings.COLLECT_UPLOAD_MAX_BYTES),
+        "field_max": size(settings.COLLECT_IMPORT_MAX_FIELD_BYTES),
         "keys": KEYS,
         "parallelism": settings.COLLECT_IMPORT_PARALLELISM,
         **extra,

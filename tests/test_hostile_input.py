@@ -37,15 +37,16 @@ NOT_TEXT = [
     'Save it as "CSV UTF-8" or as an Excel workbook (.xlsx)',
 ]
 NAMED = "not a CSV text file or an .xlsx workbook."
+# The CSV reader's words (teams/readers/csvfile.py), not yet in binary units.
 TOO_BIG = "The value is larger than 1.0\xa0MB (1,048,576 bytes), the most a cell may hold."
 HEADER_HINT = "The first row must name the column name and may name description, manager, members"
-NOT_UTF8 = "The row is not valid UTF-8 text. Save the file as CSV UTF-8 and upload it again."
+NOT_UTF8 = "The row is not valid UTF-8 text. Save the file as CSV UTF-8."
 NOTHING = "Nothing was imported: "
 NEVER_CLOSED = 'A quoted field is never closed: a " opens a field that runs to the end of the file.'
 
 
 def fields(n: int) -> str:
-    return f"The row has {n} field{'' if n == 1 else 's'}; expected 4 (name, description, manager"
+    return f"The row has {n:,} field{'' if n == 1 else 's'}; expected 4 (name, description, manager"
 
 
 # What the user reads for each file (the key words of the message).
@@ -55,7 +56,7 @@ EXPECTED: dict[str, list[str]] = {
     "empty_lines_only.csv": ["The file has no header."],
     "empty_names.csv": [
         NOTHING,
-        "2 of 2 rows are bad",
+        "all 2 rows are bad",
         "Row 2, column name (A): The name is empty",
     ],
     "formula_payloads.csv": [
@@ -103,7 +104,7 @@ EXPECTED: dict[str, list[str]] = {
     # Only name is required: the cut-off "descri" is an unknown column.
     "truncated_header.csv": ['has the unknown column "descri" (column B).', HEADER_HINT],
     "truncated_in_quote.csv": ["Row 2: " + NEVER_CLOSED],
-    "truncated_mid_row.csv": [NOTHING, "2 of 2 rows are bad", "Row 2: " + fields(2)],
+    "truncated_mid_row.csv": [NOTHING, "all 2 rows are bad", "Row 2: " + fields(2)],
     "utf8_bom_then_cp1252_row.csv": ["Row 2, column description (B): " + NOT_UTF8],
     "whitespace_only.csv": ["The file has no header."],
     "zip_renamed.csv": ["The file is a ZIP archive, not an Excel workbook."],
@@ -166,7 +167,11 @@ GENERATED: dict[str, tuple[Callable[[], bytes], list[str]]] = {
     "eight_mb_line": (_long_line, ["Row 2, column name (A): " + TOO_BIG]),
     "nul_after_64k": (
         _nul_after_header_check,
-        [NOTHING, "1 of 5001 rows is bad", "Row 5002, column description (B): The row contains a"],
+        [
+            NOTHING,
+            "1 of 5,001 rows is bad",
+            "Row 5,002, column description (B): The row contains a",
+        ],
     ),
     "million_quotes": (_deep_quotes, ["Row 2: " + NEVER_CLOSED]),
 }

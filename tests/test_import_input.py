@@ -21,7 +21,8 @@ RULE = (
     "The first row must name the column name and may name description, manager, members (in "
     "any order, any case)."
 )
-HINT = "Download the error report, fix those rows and upload the file again."
+# Said once, after the first problem (a row's own message never repeats it).
+HINT = "Download the error report, fix that row and upload the file again."
 
 
 def upload(api, data: bytes, *, name: str = "teams.csv", **fields):  # type: ignore[no-untyped-def]
@@ -165,7 +166,7 @@ ROW_CASES = {
         b"A,caf\xe9,m,x\n",
         "description",
         "caf\ufffd",
-        "The row is not valid UTF-8 text. Save the file as CSV UTF-8 and upload it again.",
+        "The row is not valid UTF-8 text. Save the file as CSV UTF-8.",
     ),
     "long manager": (
         "A,d,Ünïcödé-manager-name,x\n".encode(),
@@ -270,7 +271,7 @@ def test_it_asks_for_a_file(api):  # type: ignore[no-untyped-def]
 
 
 TOO_LARGE = (
-    "The file is too large: at most 1000\xa0bytes (1000 bytes) can be uploaded. "
+    "The file is too large: at most 1,000 bytes can be uploaded. "
     "Split it into smaller files and import them one after the other."
 )
 

@@ -96,8 +96,8 @@ def test_the_check_shows_its_own_progress(browser_client: Client, user: User) ->
     checking = {"done": 4_000_000, "total": 10_000_000, "unit": "bytes", "rate": 2_000_000}
     job = make(user, kind="import_teams", total=None, processed=0, checking=checking)
     page = text(browser_client.get(f"/tasks/{job.id}/fragment/"))
-    assert "checking the file: 40% · 3.8 MB of 9.5 MB checked" in page
-    assert "Checking at 1.9 MB/s Time left to check about 3 s" in page
+    assert "checking the file: 40% · 3.8 MiB of 9.5 MiB checked" in page
+    assert "Checking at 1.9 MiB/s Time left to check about 3 s" in page
     assert "counting the rows" not in page
     rows = make(
         user, total=None, checking={"done": 1_200, "total": 9_000, "unit": "rows", "rate": 400}

@@ -27,11 +27,11 @@ from tests.test_web_restart import Web
 
 UPLOAD_LIMIT = 1024 * 1024  # for this test's server
 TOO_LARGE = (
-    "The request is too large: at most 2.5\u00a0MB (2621440 bytes) can be sent here. "
+    "The request is too large: at most 2.5 MiB (2,621,440 bytes) can be sent here. "
     "To import a file, upload it on the import page."
 )
 UPLOAD_TOO_LARGE = (
-    "The file is too large: at most 1.0\u00a0MB (1048576 bytes) can be uploaded. "
+    "The file is too large: at most 1 MiB (1,048,576 bytes) can be uploaded. "
     "Split it into smaller files and import them one after the other."
 )
 

@@ -115,7 +115,7 @@ def test_an_upload_over_the_quota_is_refused_before_it_is_stored(  # type: ignor
 
     said = (
         f"This upload ({_size(size)}) would take your stored files to {_size(2 * size)}, "
-        f"over your quota of {_size(100_000)} (you use {_size(size)}). Wait until older files are "
+        f"over your quota of 97.7 KiB (you use {_size(size)}). Wait until older files are "
         "deleted (files are deleted 30 days after their job ends, or ask the person who "
         "runs Collect for a larger quota), or upload a smaller file."
     )
@@ -130,7 +130,7 @@ def test_an_upload_over_the_quota_is_refused_before_it_is_stored(  # type: ignor
 
 
 def _size(n: int) -> str:
-    """As Django's filesizeformat writes it (``55.2\xa0KB``: a no-break space)."""
-    from django.template.defaultfilters import filesizeformat
+    """In binary units, named as such (``55.2 KiB``, not Django's ``56.5\xa0KB``)."""
+    from jobs.formatting import size
 
-    return str(filesizeformat(n))
+    return size(n)

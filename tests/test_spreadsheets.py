@@ -27,7 +27,8 @@ from teams.services import teams_import_start
 
 CORPUS = Path(__file__).parent / "data" / "spreadsheets"
 HEADER = "name,description,manager,members"
-FIX = "Download the error report, fix those rows and upload the file again."
+FIX = "Download the error report, fix that row and upload the file again."
+FIX_ROWS = "Download the error report, fix those rows and upload the file again."
 MUST = (
     "The first row must name the column name and may name description, manager, members (in "
     "any order, any case)."
@@ -151,18 +152,14 @@ GOOD: dict[str, tuple[str, Rows, dict[str, Any]]] = {
 }
 
 
-def nothing(bad: int, rows: int, where: str, message: str) -> str:
-    verb = "is" if bad == 1 else "are"
-    return (
-        f"Nothing was imported: {bad} of {rows} rows {verb} bad. First problem: {where}: "
-        f"{message} {FIX}"
-    )
+def nothing(bad: str, where: str, message: str, hint: str = FIX) -> str:
+    """The job's error: ``bad`` says how many rows of how many are bad, in words."""
+    return f"Nothing was imported: {bad}. First problem: {where}: {message} {hint}"
 
 
 BAD: dict[str, str] = {
     "unnamed_column_with_data.csv": nothing(
-        1,
-        2,
+        "1 of 2 rows is bad",
         "Row 3, column E",
         "Column E has no name in the header but holds a value in this row. Delete the value, "
         "or the column.",
@@ -171,27 +168,24 @@ BAD: dict[str, str] = {
         f'The header (row 1) has the unknown column "notes" (column E). {MUST}'
     ),
     "long_manager_after_trim.csv": nothing(
-        1,
-        1,
+        "the only row is bad",
         "Row 2, column manager (C)",
         "The manager is 21 characters long; at most 20 are allowed.",
     ),
     "lf_unquoted_carriage_return.csv": nothing(
-        1,
-        2,
+        "1 of 2 rows is bad",
         "Row 3, column name (A)",
         "A value holds a line break but is not in double quotes. Put the value in double "
         "quotes, or remove the line break.",
     ),
     "nul_in_description.csv": nothing(
-        1,
-        3,
+        "1 of 3 rows is bad",
         "Row 3, column description (B)",
-        "The row contains a NUL byte (binary data). Remove it and upload the file again.",
+        # Said once: the job's message ends with what to do with the file.
+        "The row contains a NUL byte (binary data). Remove it.",
     ),
     "semicolon_row_with_too_few.csv": nothing(
-        1,
-        1,
+        "the only row is bad",
         "Row 2",
         "The row has 3 fields; expected 4 (name, description, manager, members). Fill in the "
         "missing values (members), or leave them empty: one separator for each.",
@@ -247,19 +241,52 @@ def test_a_bad_spreadsheet_file_gets_the_exact_message(user, name):  # type: ign
     assert not Team.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("names", "said", "hint"),
+    [
+        ([""], "the only row is bad", FIX),
+        (["", ""], "all 2 rows are bad", FIX_ROWS),
+        ([""] + ["ok"] * 1_999, "1 of 2,000 rows is bad", FIX),
+        (["", "", ""] + ["ok"] * 1_997, "3 of 2,000 rows are bad", FIX_ROWS),
+    ],
+    ids=["one of one", "two of two", "one of many", "three of many"],
+)
+def test_bad_rows_are_counted_in_english(user, names, said, hint):  # type: ignore[no-untyped-def]
+    data = (HEADER + "\r\n" + "".join(f"{n},d,m,x\r\n" for n in names)).encode()
+    job = import_now(user, "t.csv", data)
+    assert job.error == nothing(
+        said, "Row 2, column name (A)", "The name is empty; every team needs a name.", hint
+    )
+
+
+def test_a_cell_over_the_limit_is_measured_in_binary_units(user):  # type: ignore[no-untyped-def]
+    # COLLECT_IMPORT_MAX_FIELD_BYTES is 1 MiB: 1,048,576 bytes, never "1.0 MB".
+    data = f"{HEADER}\r\nOwl,{'d' * (1024 * 1024 + 1)},m,x\r\n".encode()
+    job = import_now(user, "big.csv", data)
+    assert job.error == nothing(
+        "the only row is bad",
+        "Row 2, column description (B)",
+        "The value is larger than 1 MiB (1,048,576 bytes), the most a cell may hold. Shorten it.",
+    )
+
+
 def test_a_value_over_the_field_size_limit_names_row_and_column(user, settings):  # type: ignore[no-untyped-def]
     settings.COLLECT_IMPORT_MAX_FIELD_BYTES = 1000
     data = f"{HEADER}\r\nA,b,c,d\r\nB,{'x' * 1001},c,d\r\nC,{'y' * 10_000}\r\n".encode()
     job = import_now(user, "big.csv", data)
-    limit = "The value is larger than 1000\xa0bytes (1,000 bytes), the most a cell may hold."
-    assert job.error == nothing(2, 3, "Row 3, column description (B)", limit + " Shorten it.")
+    limit = "The value is larger than 1,000 bytes, the most a cell may hold."
+    assert job.error == nothing(
+        "2 of 3 rows are bad", "Row 3, column description (B)", limit + " Shorten it.", FIX_ROWS
+    )
+    # The CSV reader's own words (teams/readers/csvfile.py) for a cell it could not read whole.
+    reader_limit = "The value is larger than 1000\xa0bytes (1,000 bytes), the most a cell may hold."
     assert job.problems[1] == {
         "row": 4,
         "column": "description",
         "letter": "B",
         "value": "",
-        "message": f"{limit} Shorten it; if it should be short, look for a quote that is never "
-        "closed.",
+        "message": f"{reader_limit} Shorten it; if it should be short, look for a quote that is "
+        "never closed.",
     }
     assert not Team.objects.exists()
     skipped = import_now(user, "big.csv", data, on_error="skip")
@@ -360,8 +387,7 @@ def test_a_workbook_with_a_title_row_and_a_bad_row(user):  # type: ignore[no-unt
     rows = [["Teams of 2026"], [], HEADER.split(","), list(FALCON), ["Owl", "", "a" * 21, ""]]
     job = import_now(user, "teams.xlsx", workbook(("Sheet1", rows)))
     assert job.error == nothing(
-        1,
-        2,
+        "1 of 2 rows is bad",
         "Row 5, column manager (C)",
         "The manager is 21 characters long; at most 20 are allowed.",
     )
@@ -405,11 +431,17 @@ def test_a_file_that_is_not_a_readable_workbook_is_named(user, name):  # type: i
 def test_the_page_speaks_of_its_own_controls_not_api_parameters(user, browser_client):  # type: ignore[no-untyped-def]
     job = import_now(user, "t.csv", (CORPUS / "long_manager_after_trim.csv").read_bytes())
     page = browser_client.get(f"/tasks/{job.id}/").content.decode()
-    assert 'or import it again with "Skip bad rows" chosen to leave them out.' in page
+    said = (
+        'Fix them in the file and import it again, or choose "Skip bad rows" to '
+        "import the other rows without them."
+    )
+    assert said in page  # "import it again" said once
     assert "<td>2</td><td>manager (C)</td>" in page
     assert "on_error" not in page
     form = browser_client.get("/import_teams/").content.decode()
-    assert "Skip bad rows: import the good rows and report the bad ones" in form
+    # Each choice named, then said once what it does.
+    assert "> Import nothing: show me the problems instead</label>" in form
+    assert "> Skip bad rows: import the good rows and report the bad ones</label>" in form
     assert '<input type="text" name="sheet" id="id_sheet"' in form
     assert '<input type="text" name="encoding" id="id_encoding"' in form
 

@@ -6,13 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from django import template
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from jobs import formatting
-from jobs.formatting import duration, thousands
+from jobs.formatting import duration, size, thousands
 from jobs.kinds import kinds
 from jobs.models import Job
 from jobs.retention import files_deleted_message
@@ -209,24 +208,22 @@ def checked_percent(checking: dict[str, Any]) -> float:
 
 
 def _amount(value: float, unit: str) -> str:
-    return filesizeformat(value) if unit == "bytes" else f"{thousands(value)} rows"
+    return size(value) if unit == "bytes" else f"{thousands(value)} rows"
 
 
 @register.filter
 def checked_amount(checking: dict[str, Any]) -> str:
-    """``12.5 MB of 40.0 MB checked`` or ``1,200 of 9,000 rows checked``."""
+    """``12.5 MiB of 40 MiB checked`` or ``1,200 of 9,000 rows checked``."""
     c = _checking(checking)
     unit = c.get("unit", "bytes")
     if unit == "bytes":
-        return (
-            f"{filesizeformat(c.get('done') or 0)} of {filesizeformat(c.get('total') or 0)} checked"
-        )
+        return f"{size(c.get('done') or 0)} of {size(c.get('total') or 0)} checked"
     return f"{thousands(c.get('done') or 0)} of {thousands(c.get('total') or 0)} rows checked"
 
 
 @register.filter
 def checked_speed(checking: dict[str, Any]) -> str:
-    """``8.1 MB/s`` or ``12,000 rows/s``; "" before it is known."""
+    """``8.1 MiB/s`` or ``12,000 rows/s``; "" before it is known."""
     c = _checking(checking)
     rate = c.get("rate") or 0
     if rate <= 0:

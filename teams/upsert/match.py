@@ -73,7 +73,7 @@ class KeyCheck:
                 others = [r for r in rows if r != row]
                 shown = ", ".join(str(r) for r in others[:SHOWN_OTHER_ROWS])
                 if len(others) > SHOWN_OTHER_ROWS:
-                    shown += f" and {len(others) - SHOWN_OTHER_ROWS} more"
+                    shown += f" and {len(others) - SHOWN_OTHER_ROWS:,} more"
                 plural = "s" if len(others) > 1 else ""
                 message = (
                     f'The {self.key} "{_short(value)}" is also in row{plural} {shown}. Each '
@@ -86,7 +86,7 @@ class KeyCheck:
             if first is None:
                 continue
             message = (
-                f'The {self.key} "{_short(value)}" matches {count} existing teams, so the import '
+                f'The {self.key} "{_short(value)}" matches {count:,} existing teams, so the import '
                 "cannot tell which one to update. Rename or delete the extra teams, or import "
                 "with another key."
             )
