@@ -80,3 +80,23 @@ def undone_summary(job: Any) -> str:
         return f"{verb} before anything was written; nothing was kept."
     were = "was" if job.processed == 1 else "were"
     return f"{verb}: {plural(job.processed, 'row')} {were} written and removed; nothing was kept."
+
+
+# A job's state said of the job, to end a sentence: "This job has succeeded."
+STATE_PHRASES = {
+    "queued": "is queued",
+    "running": "is running",
+    "pausing": "is pausing",
+    "paused": "is paused",
+    "stopping": "is being stopped",
+    "stopped": "has been stopped",
+    "succeeded": "has succeeded",
+    "failed": "has failed",
+}
+# What pause, resume and stop make of a job: "it cannot be paused now".
+DONE_TO = {"pause": "paused", "resume": "resumed", "stop": "stopped"}
+
+
+def state_phrase(state: Any) -> str:
+    """``has succeeded``, ``is running``, ``has been stopped``: the state after "This job"."""
+    return STATE_PHRASES.get(str(state), f"is {state}")

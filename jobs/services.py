@@ -23,6 +23,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from jobs import audit
+from jobs.formatting import DONE_TO, state_phrase
 from jobs.models import ACTIVE, TERMINAL, AuditAction, Job, State
 from jobs.rowlock import update_job
 
@@ -49,14 +50,14 @@ _WHY = {
 
 def impossible_message(*, state: str, action: str) -> str:
     """The sentence for a 409: ``This job has already succeeded; there is nothing to stop.``"""
+    done = DONE_TO.get(action, f"{action}ed")
     if state == State.STOPPING:
         return (
-            "This job is being stopped (what it wrote is being removed); "
-            f"it cannot be {action}d now."
+            f"This job is being stopped (what it wrote is being removed); it cannot be {done} now."
         )
     if state in _WHY:
         return f"{_WHY[State(state)]}; there is nothing to {action}."
-    return f"This job is {state}; it cannot be {action}d now."
+    return f"This job {state_phrase(state)}; it cannot be {done} now."
 
 
 # For each action, the states in which asking again changes nothing (a harmless 200).

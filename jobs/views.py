@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import audit, files, parts, services
+from jobs.formatting import state_phrase
 from jobs.kinds import kinds
 from jobs.models import ACTIVE, AuditAction, Job, State
 from jobs.retention import files_deleted_message
@@ -43,6 +44,9 @@ DONE = {
     State.RUNNING: "At {time} you resumed “{label}”.",
     State.STOPPING: "At {time} you asked to stop “{label}”; what it wrote is removed.",
     State.STOPPED: "At {time} you stopped “{label}”; nothing it wrote is left.",
+    # It ended meanwhile (a resumed job that then finished, say): never "was succeeded".
+    State.SUCCEEDED: "By {time} “{label}” had succeeded.",
+    State.FAILED: "By {time} “{label}” had failed.",
 }
 ACTIONS: dict[str, Callable[..., Job]] = {
     "pause": services.job_pause,
@@ -227,11 +231,12 @@ def _serve(request: HttpRequest, job: Job, name: str, filename: str) -> HttpResp
 def job_result(request: HttpRequest, task_id: Any) -> HttpResponseBase:
     job = _job_for(request, task_id)
     if job.state != State.SUCCEEDED:
-        return HttpResponse(
-            f"The result is not ready: the job is {job.state}.",
-            status=409,
-            content_type="text/plain",
+        said = (
+            f"There is no result: this job {state_phrase(job.state)}."
+            if job.is_terminal
+            else f"The result is not ready yet: this job {state_phrase(job.state)}."
         )
+        return HttpResponse(said, status=409, content_type="text/plain")
     return _serve(request, job, job.result_file, job.result_file.rsplit("/", 1)[-1])
 
 

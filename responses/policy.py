@@ -151,6 +151,26 @@ def recipient_for(user: Any, requested: str) -> str:
     )
 
 
+def send_again_refusal(job: Job) -> str:
+    """Why ``job`` cannot be sent again because of what it is, in words; "" for a finished export.
+
+    Only exports are mailed: another kind of job (an import) has nothing to send.
+    """
+    from jobs.formatting import state_phrase
+    from jobs.kinds import kinds
+
+    if job.kind != EXPORT_KIND:
+        kind = kinds().get(job.kind)
+        name = str(kind.verbose_name) if kind is not None else job.kind
+        return (
+            f"Only exports are sent by e-mail; this job ({name}) sends nothing, so there is "
+            "nothing to send again."
+        )
+    if job.state != State.SUCCEEDED:
+        return f"Only a finished export can be sent again; this export {state_phrase(job.state)}."
+    return ""
+
+
 def check_daily_cap(recipient: str) -> None:
     """Raise ``RecipientCapReached`` if ``recipient`` had its exports for the last 24 hours."""
     cap = settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY

@@ -11,6 +11,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from jobs.formatting import state_phrase
 from jobs.models import Job
 from jobs.parts import MAX_PARTS
 from jobs.retention import check_quota
@@ -218,9 +219,14 @@ def teams_import_apply(*, job: Job, by: Any) -> Job:
     with transaction.atomic():
         job = Job.objects.select_for_update().get(id=job.id)
         if job.kind != "import_teams" or not job.param("dry_run") or job.state != State.SUCCEEDED:
+            if job.kind != "import_teams":
+                why = "this job is not a team import"
+            elif not job.param("dry_run"):
+                why = "this import is not a dry run: it wrote its teams itself"
+            else:
+                why = f"this dry run {state_phrase(job.state)}"
             raise ApplyRefused(
-                "Only a finished dry run of a team import can be imported for real; "
-                f"this job is {job.state}."
+                f"Only a finished dry run of a team import can be imported for real; {why}."
             )
         applied = str(job.param("applied_as") or "")
         if applied:

@@ -15,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
-from jobs.models import Job
+from jobs.models import AuditEntry, Job
 from responses.exporter import in_range
 from responses.fake import create_responses
 from responses.models import FormResponse
@@ -95,13 +95,37 @@ def test_it_says_where_the_export_went_and_sends_it_again(  # type: ignore[no-un
 
 def test_it_refuses_to_send_an_export_that_is_not_finished(browser_client, api, user):  # type: ignore[no-untyped-def]
     job = start(user, None, None)
-    refusal = "Only a finished export can be sent again; this job is queued."
+    refusal = "Only a finished export can be sent again; this export is queued."
     answer = browser_client.post(f"/export_data/{job.id}/send-again")
     assert answer.status_code == 409
     assert refusal in answer.content.decode()
     by_api = api.post(f"/api/exports/responses/{job.id}/send-again/")
     assert by_api.status_code == 409
     assert by_api.json() == {"detail": refusal, "state": "queued"}
+    Job.objects.filter(id=job.id).update(state="failed")
+    failed = api.post(f"/api/exports/responses/{job.id}/send-again/").json()["detail"]
+    assert failed == "Only a finished export can be sent again; this export has failed."
+
+
+def test_send_again_on_an_import_says_only_exports_are_sent(browser_client, api, user):  # type: ignore[no-untyped-def]
+    job = Job.objects.create(
+        kind="import_teams", owner=user, label="teams.csv", state="succeeded", params={}
+    )
+    refusal = (
+        "Only exports are sent by e-mail; this job (Import teams) sends nothing, so there is "
+        "nothing to send again."
+    )
+    by_api = api.post(f"/api/exports/responses/{job.id}/send-again/")
+    assert (by_api.status_code, by_api.json()) == (409, {"detail": refusal, "state": "succeeded"})
+    answer = browser_client.post(f"/export_data/{job.id}/send-again")
+    assert answer.status_code == 409
+    assert escape(refusal) in answer.content.decode()
+    assert "is succeeded" not in answer.content.decode()
+    # Refused and recorded, as every refused "Send again" is.
+    details = AuditEntry.objects.filter(action="refused", job_id=job.id).values_list(
+        "detail", flat=True
+    )
+    assert list(details) == [f"send again: {refusal}"] * 2
 
 
 def test_the_cli_says_where_the_export_went(make_worker, smtp, inbox, user):  # type: ignore[no-untyped-def]

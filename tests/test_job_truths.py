@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -196,3 +198,89 @@ def test_a_job_whose_worker_fell_silent_says_so_and_when_another_carries_on(
     # A paused job has no worker to hear from.
     Job.objects.filter(id=job.id).update(state=State.PAUSED, updated_at=now - timedelta(hours=1))
     assert "No news" not in text(browser_client.get(f"/tasks/{job.id}/"))
+
+
+def sentences(response) -> str:  # type: ignore[no-untyped-def]
+    """The page's text as a browser shows it: no space where a tag ends before a full stop."""
+    return re.sub(r" ([.,;])", r"\1", html.unescape(text(response)))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [
+        (State.SUCCEEDED, "Import teams “teams.csv” succeeded {at}."),
+        (State.FAILED, "Import teams “teams.csv” failed {at}."),
+        (State.STOPPED, "Import teams “teams.csv” was stopped {at}."),
+    ],
+)
+def test_the_stop_page_of_a_finished_job_says_when_it_ended_in_english(
+    browser_client: Client, user: User, state: str, said: str
+) -> None:
+    ended = timezone.now()
+    job = make(user, kind="import_teams", label="teams.csv", state=state, finished_at=ended)
+    page = sentences(browser_client.get(f"/stop_task/{job.id}"))
+    assert said.format(at=f"at {timezone.localtime(ended):%H:%M:%S}") in page, page
+    assert " is succeeded" not in page and " since " not in page
+    # Another day: the date too.
+    earlier = timezone.localtime(ended - timedelta(days=400))
+    Job.objects.filter(id=job.id).update(finished_at=earlier)
+    page = sentences(browser_client.get(f"/stop_task/{job.id}"))
+    assert said.format(at=f"on {earlier.day} {earlier:%b %Y} at {earlier:%H:%M}") in page, page
+
+
+@pytest.mark.django_db
+def test_a_job_being_stopped_cannot_be_stopped_again_said_in_english(
+    browser_client: Client, user: User
+) -> None:
+    job = make(user, label="teams.csv", state=State.STOPPING)
+    page = sentences(browser_client.get(f"/stop_task/{job.id}"))
+    assert "This job cannot be stopped now" in page and "stopd" not in page, page
+    assert "Count “teams.csv” is stopping." in page
+
+
+def test_every_state_reads_as_english_in_a_refusal() -> None:
+    from jobs.services import impossible_message
+
+    said = {
+        (state.value, action): impossible_message(state=state, action=action)
+        for state in State
+        for action in ("pause", "resume", "stop")
+    }
+    assert said[("queued", "resume")] == "This job is queued; it cannot be resumed now."
+    assert said[("paused", "pause")] == "This job is paused; it cannot be paused now."
+    assert said[("stopping", "stop")] == (
+        "This job is being stopped (what it wrote is being removed); it cannot be stopped now."
+    )
+    assert (
+        said[("succeeded", "pause")] == "This job has already succeeded; there is nothing to pause."
+    )
+    assert said[("stopped", "resume")] == (
+        "This job has already been stopped; there is nothing to resume."
+    )
+    wrong = [m for m in said.values() if re.search(r"is (succeeded|failed|stopped)|stopd", m)]
+    assert wrong == []
+
+
+@pytest.mark.django_db
+def test_a_result_that_is_not_there_is_said_in_english(browser_client: Client, user: User) -> None:
+    failed = make(user, state=State.FAILED, finished_at=timezone.now())
+    answer = browser_client.get(f"/tasks/{failed.id}/result")
+    assert (answer.status_code, answer.content.decode()) == (
+        409, "There is no result: this job has failed."
+    )  # fmt: skip
+    running = make(user)
+    answer = browser_client.get(f"/tasks/{running.id}/result")
+    assert answer.content.decode() == "The result is not ready yet: this job is running."
+
+
+@pytest.mark.django_db
+def test_a_resume_that_found_the_job_finished_says_so_in_english(
+    browser_client: Client, user: User
+) -> None:
+    from jobs.views import DONE
+
+    assert DONE[State.SUCCEEDED].format(time="14:02:11", label="teams.csv") == (
+        "By 14:02:11 “teams.csv” had succeeded."
+    )
+    assert set(DONE) == set(State)  # every state a job can be in after a button has its words

@@ -200,3 +200,28 @@ def test_a_dry_run_with_skipped_rows_does_not_call_them_stored(
         "skip", "--user", "alice",
     )  # fmt: skip
     assert capsys.readouterr().out.splitlines()[-1] == said
+
+
+@pytest.mark.django_db
+def test_applying_what_is_not_a_finished_dry_run_is_refused_in_english(user):  # type: ignore[no-untyped-def]
+    api = token_client(user)
+
+    def refusal(**fields) -> str:  # type: ignore[no-untyped-def]
+        job = Job.objects.create(owner=user, label="teams.csv", **fields)
+        answer = api.post(f"/api/imports/teams/{job.id}/apply/")
+        assert answer.status_code == 409
+        return str(answer.json()["detail"])
+
+    only = "Only a finished dry run of a team import can be imported for real; "
+    assert refusal(kind="import_teams", state=State.SUCCEEDED, params={"mode": "create"}) == (
+        only + "this import is not a dry run: it wrote its teams itself."
+    )
+    assert refusal(kind="import_teams", state=State.RUNNING, params={"dry_run": True}) == (
+        only + "this dry run is running."
+    )
+    assert refusal(kind="import_teams", state=State.FAILED, params={"dry_run": True}) == (
+        only + "this dry run has failed."
+    )
+    assert refusal(kind="export_responses", state=State.SUCCEEDED, params={}) == (
+        only + "this job is not a team import."
+    )

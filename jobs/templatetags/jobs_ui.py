@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from jobs import formatting
-from jobs.formatting import duration, size, thousands
+from jobs.formatting import DONE_TO, duration, size, thousands
 from jobs.kinds import kinds
 from jobs.models import Job
 from jobs.retention import files_deleted_message
@@ -163,6 +163,23 @@ def when(moment: datetime | None) -> str:
     if local.date() == timezone.localdate():
         return local.strftime("%H:%M:%S")
     return f"{local.day} {local.strftime('%b %Y, %H:%M')}"
+
+
+@register.filter
+def done_to(action: str) -> str:
+    """``paused``, ``resumed``, ``stopped``: what ``action`` makes of a job."""
+    return DONE_TO.get(action, f"{action}ed")
+
+
+@register.filter
+def at_time(moment: datetime | None) -> str:
+    """``at 14:02:11`` today; ``on 3 Nov 2025 at 14:02`` on another day."""
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localdate():
+        return f"at {local:%H:%M:%S}"
+    return f"on {local.day} {local:%b %Y} at {local:%H:%M}"
 
 
 @register.filter
