@@ -13,31 +13,31 @@ every way in (page, API, seed URL, command line):
    are always refused: they name no organisation. Otherwise
    ``RecipientRefused`` (HTTP 400 on the field ``email``).
 3. **Daily cap**: at most ``COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY``
-   exports to one address in any 24 hours, whoever asks (stopped exports,
-   which send nothing, do not count). Otherwise ``RecipientCapReached``
-   (HTTP 429 with ``Retry-After``).
+   export mails to one address in any 24 hours, whoever asks: each export
+   and each "Send again" of one (stopped exports, which send nothing, do not
+   count). Otherwise ``RecipientCapReached`` (HTTP 429 with ``Retry-After``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from jobs.models import Job, State
+from jobs.models import AuditAction, AuditEntry, Job, State
 from jobs.services import TooManyRequests
 
 EXPORT_PERMISSION = "responses.export_responses"
 # The part before the @ of an address other than one's own (RFC 5321 allows
 # far more; mail systems read it in different ways).
 PLAIN_LOCAL_PART = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
-# "Send again" on one finished export, at most this many times (each is a mail
-# the daily cap, which counts exports, does not see).
+# "Send again" on one finished export, at most this many times (each also counts
+# against the daily cap, as every mail of an export does).
 MAX_SENDS_AGAIN = 3
 EXPORT_KIND = "export_responses"
 
@@ -176,22 +176,37 @@ def check_daily_cap(recipient: str) -> None:
     cap = settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY
     if not cap:
         return
-    since = timezone.now() - timedelta(days=1)
-    recent = (
-        Job.objects.filter(kind=EXPORT_KIND, created_at__gte=since, params__email__iexact=recipient)
-        .exclude(state=State.STOPPED)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-    )
-    times = list(recent)  # at most about ``cap`` rows: the cap keeps it so
+    times = sent_times(recipient, since=timezone.now() - timedelta(days=1))
     if len(times) < cap:
         return
     # A slot frees up when enough of the oldest have left the 24-hour window.
     free_at = times[len(times) - cap] + timedelta(days=1)
     wait = max(1, int((free_at - timezone.now()).total_seconds()) + 1)
+    exports = "export" if cap == 1 else "exports"
     raise RecipientCapReached(
-        f"{recipient} has already been sent {cap} exports in the last 24 hours, the most "
-        f"allowed. Try again after {timezone.localtime(free_at):%Y-%m-%d %H:%M %Z}, "
-        "or download a recent export from its job page.",
+        f"{recipient} has already been sent {cap:,} {exports} in the last 24 hours "
+        "(“Send again” included), the most allowed. Try again after "
+        f"{timezone.localtime(free_at):%Y-%m-%d %H:%M %Z}, or download a recent export from "
+        "its job page.",
         retry_after=wait,
     )
+
+
+def sent_times(recipient: str, *, since: datetime) -> list[datetime]:
+    """When exports were mailed to ``recipient`` since ``since``, oldest first (the daily cap).
+
+    Every mail of an export counts: its first (the export's creation; a stopped
+    export, which sends nothing, does not count) and each "Send again" (the
+    audit log's ``send_again`` entries, written when it was sent). At most about
+    the cap's number of rows each, which the cap keeps so.
+    """
+    exports = Job.objects.filter(kind=EXPORT_KIND, params__email__iexact=recipient)
+    first = (
+        exports.filter(created_at__gte=since)
+        .exclude(state=State.STOPPED)
+        .values_list("created_at", flat=True)
+    )
+    again = AuditEntry.objects.filter(
+        action=AuditAction.SEND_AGAIN, at__gte=since, job_id__in=exports.values("id")
+    ).values_list("at", flat=True)
+    return sorted([*first, *again])

@@ -194,8 +194,8 @@ def test_a_daily_cap_per_recipient_answers_429_with_when(user, manager_user, set
     assert third.status_code == 429
     assert 86000 < int(third["Retry-After"]) <= 86401
     assert third.json()["detail"].startswith(
-        "victim@example.com has already been sent 2 exports in the last 24 hours, the most "
-        "allowed. Try again after "
+        "victim@example.com has already been sent 2 exports in the last 24 hours "
+        "(“Send again” included), the most allowed. Try again after "
     )
     # A stopped export sent nothing: it frees its place. Older than a day: not counted.
     Job.objects.filter(id=first.json()["task_id"]).update(state=State.STOPPED)
@@ -204,6 +204,36 @@ def test_a_daily_cap_per_recipient_answers_429_with_when(user, manager_user, set
     assert api.post(EXPORT, {"email": "victim@example.com"}, format="json").status_code == 202
     assert Job.objects.count() == 4
     assert any("has already been sent 2 exports" in d for d in refusals())
+
+
+@pytest.mark.servers  # a JSON key lookup, which each database does its own way
+@pytest.mark.django_db
+def test_send_again_counts_against_the_daily_cap_as_every_mail_does(  # type: ignore[no-untyped-def]
+    user, settings, mailoutbox
+):
+    """README: "Send again" follows the same rules: each mail of an export is one of the cap's."""
+    settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = 3
+    api = token_client(user)
+    export = _finished_export(user)  # its own mail: 1 of 3
+    again = f"/api/exports/responses/{export.id}/send-again/"
+    assert [api.post(again).status_code for _ in range(2)] == [200, 200]  # 2 and 3 of 3
+    assert [m.to for m in mailoutbox] == [["alice@example.com"]] * 2
+    said = (
+        "alice@example.com has already been sent 3 exports in the last 24 hours "
+        "(“Send again” included), the most allowed. Try again after "
+    )
+    for refused in (
+        api.post(EXPORT, {"email": "alice@example.com"}, format="json"),
+        api.post(again),
+    ):
+        assert refused.status_code == 429
+        assert refused.json()["detail"].startswith(said)
+        assert 86000 < int(refused["Retry-After"]) <= 86401
+    assert len(mailoutbox) == 2 and Job.objects.count() == 1
+    # Another address is not concerned; a mail sent again more than a day ago no longer counts.
+    assert api.post(EXPORT, {"email": "team@example.com"}, format="json").status_code == 202
+    AuditEntry.objects.filter(action="send_again").update(at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    assert api.post(EXPORT, {"email": "alice@example.com"}, format="json").status_code == 202
 
 
 def test_a_permitted_export_reaches_the_own_address_and_nothing_else(  # type: ignore[no-untyped-def]
@@ -498,7 +528,7 @@ def test_a_script_at_the_cap_gets_json(user, settings) -> None:  # type: ignore[
     capped = api.get(SEED + "?email=alice@example.com")
     assert capped.status_code == 429
     assert capped["Content-Type"] == "application/json"
-    assert "has already been sent 1 exports" in capped.json()["detail"]
+    assert "has already been sent 1 export in the last 24 hours" in capped.json()["detail"]
 
 
 @pytest.mark.servers  # how concurrent transactions see each other is the database's
