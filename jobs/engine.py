@@ -368,6 +368,9 @@ class Runner:
             Job.objects.filter(parent_id=job.id, state=State.SUCCEEDED).update(
                 state=State.STOPPED, updated_at=timezone.now()
             )
+            # What the job had written is what its parts had: the job's page, the API
+            # and the CLI say how many rows were removed (``formatting.undone_summary``).
+            changes = {**parts.written(done), **changes}
         if job.parent_id is None:  # a part's files are its whole job's
             self.kind.discard(job)
         self._finish_state(final_state, **changes)

@@ -63,16 +63,36 @@ def parts_of(job: Job) -> list[Job]:
     return list(Job.objects.filter(parent_id=job.id).order_by("part"))
 
 
+def written(parts: list[Job]) -> dict[str, Any]:
+    """What ``parts`` had done when they ended: rows processed (summed), working time (longest).
+
+    Written on their job when it ends stopped or failed (``Runner.undo``), as
+    ``settle`` writes it when the job succeeds.
+    """
+    return {
+        "processed": sum(p.processed for p in parts),
+        "run_seconds": max((p.run_seconds for p in parts), default=0.0),
+    }
+
+
 def add_up(job: Job) -> Job:
     """Put the parts' progress on ``job`` (in memory only) and return it.
 
     ``processed`` is the sum over the parts; ``rate`` (units/s) the sum of the
     rates of the parts that are running now, else of all; ``run_seconds`` the
-    longest part's. A finished parent keeps what ``settle`` wrote.
+    longest part's. A finished job keeps what ``settle`` (succeeded) or its
+    undo (stopped, failed) wrote; one stopped before the undo wrote it shows
+    what its parts had processed.
     """
-    if not job.has_parts or job.state in TERMINAL:
+    if not job.has_parts or job.state == State.SUCCEEDED:
         return job
     parts = Job.objects.filter(parent_id=job.id)
+    if job.state in TERMINAL:
+        if not job.processed:
+            totals = parts.aggregate(processed=Sum("processed"), seconds=Max("run_seconds"))
+            job.processed = int(totals["processed"] or 0)
+            job.run_seconds = job.run_seconds or float(totals["seconds"] or 0.0)
+        return job
     totals = parts.aggregate(processed=Sum("processed"), seconds=Max("run_seconds"))
     running = parts.filter(state=State.RUNNING).aggregate(rate=Sum("rate"))["rate"]
     job.processed = int(totals["processed"] or 0)

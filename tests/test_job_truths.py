@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+import io
 import re
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -284,3 +286,23 @@ def test_a_resume_that_found_the_job_finished_says_so_in_english(
         "By 14:02:11 “teams.csv” had succeeded."
     )
     assert set(DONE) == set(State)  # every state a job can be in after a button has its words
+
+
+@pytest.mark.django_db
+def test_a_stopped_job_in_parts_counts_what_its_parts_wrote(
+    browser_client: Client, user: User
+) -> None:
+    """Also a job stopped before its undo wrote the parts' sum on it (``parts.add_up``)."""
+    job = make(user, kind="import_teams", label="teams.csv", state=State.STOPPED,
+               total=25_000, checkpoint={"parts": 2}, finished_at=timezone.now())  # fmt: skip
+    for i, done in enumerate((7_000, 8_000)):
+        make(user, kind="import_teams", parent=job, part=i, state=State.STOPPED,
+             processed=done, total=12_500)  # fmt: skip
+    said = "Stopped: 15,000 rows were written and removed; nothing was kept."
+    for url in (f"/tasks/{job.id}/", "/tasks/"):
+        page = text(browser_client.get(url))
+        assert said in page, page
+        assert "before anything was written" not in page
+    out = io.StringIO()
+    call_command("jobs", stdout=out)
+    assert "15,000 removed" in out.getvalue()

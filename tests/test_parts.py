@@ -7,19 +7,24 @@ file, none twice, none missing; a stop or a failure leaves none of them.
 from __future__ import annotations
 
 import csv
+import io
+import json
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from jobs import parts, services
+from jobs.cli import stopped_line
 from jobs.models import CountRow, Job, State
 from teams.models import Team
 from teams.services import ImportRequestError
 from tests.conftest import grant
 from tests.test_import_helpers import expected_rows, fake_csv, start
+from tests.test_pages import text
 from tests.workers import wait_for, wait_state
 
 # The outcome depends on the database and the broker: CI runs it on each.
@@ -244,3 +249,36 @@ def test_a_parts_page_names_its_job(make_worker, user, client):  # type: ignore[
     assert f'This is part 2 of <a href="/tasks/{job.id}/">job {job.id}</a>' in page
     whole = client.get(f"/tasks/{job.id}/").content.decode()
     assert "Run as 2 parts at once" in whole
+
+
+def test_a_stopped_job_in_parts_says_how_many_rows_its_parts_wrote(  # type: ignore[no-untyped-def]
+    make_worker, user, tmp_path, api, client
+):
+    """Not "Stopped before anything was written" beside parts that each wrote rows."""
+    make_worker(concurrency=2, env=SLOW)
+    job = start(user, fake_csv(tmp_path, 4_000, seed=46), batch_size=50, parallelism=2)
+    split_into(job, 2)
+    wait_for(lambda: progress(job) >= 1_000, timeout=120, what="a quarter of the rows")
+    services.job_stop(job=job, by=user)
+    job = wait_state(job, State.STOPPED, timeout=60)
+    pieces = list(Job.objects.filter(parent=job).order_by("part"))
+    wrote = sum(p.processed for p in pieces)
+    assert wrote >= 1_000 and written(job) == []
+    # Written on the job itself: every reader of the row agrees (admin, JSON, caches).
+    assert job.processed == wrote
+    said = f"Stopped: {wrote:,} rows were written and removed; nothing was kept."
+    client.force_login(user)
+    for url in (f"/tasks/{job.id}/", "/tasks/"):
+        page = text(client.get(url))
+        assert said in page, page
+        assert "before anything was written" not in page
+    page = text(client.get(f"/tasks/{job.id}/"))
+    for piece in pieces:
+        assert f"stopped · {piece.processed:,} of {piece.total:,} rows" in page
+    assert api.get(f"/api/tasks/{job.id}/").json()["processed"] == wrote
+    table, listed = io.StringIO(), io.StringIO()
+    call_command("jobs", stdout=table)
+    call_command("jobs", "--json", stdout=listed)
+    assert f"{wrote:,} removed" in table.getvalue()
+    assert json.loads(listed.getvalue())[0]["processed"] == wrote
+    assert stopped_line(job) == said  # what `collect import-teams --wait` prints

@@ -14,6 +14,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
+from jobs import parts
 from jobs.cli import describe, job_owner
 from jobs.formatting import duration, thousands
 from jobs.models import Job, State
@@ -95,7 +96,8 @@ class Command(BaseCommand):
             qs = qs.filter(kind=kind)
         if user:
             qs = qs.filter(owner=job_owner(user))  # an unknown name: exit status 2
-        jobs = list(qs[:limit])
+        # A job made of parts: its parts' progress, as on its page and in the API.
+        jobs = [parts.add_up(job) for job in qs[:limit]]
         if json:
             self.stdout.write(dumps([describe(job) for job in jobs]))
             return
