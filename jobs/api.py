@@ -65,9 +65,8 @@ UNSHOWN = (
     # not "checkpoint": Job.has_parts reads it for every job shown
     "samples",
     "checking",
-    # not "worker": a running job's time left reads it (Job.silent_seconds)
-    "lease_token",
-    "lease_expires_at",
+    # not "worker", "lease_token", "lease_expires_at": a running job's time left
+    # reads them (Job.unattended)
     "attempts",
     "run_seconds",
     "enqueued_at",

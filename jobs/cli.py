@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.prompt import Confirm
 
 from jobs import parts, services
-from jobs.formatting import duration, thousands, undone_summary
+from jobs.formatting import duration, thousands, unattended_note, undone_summary
 from jobs.models import TERMINAL, Job, State
 
 
@@ -31,7 +31,7 @@ def follow(job: Job, *, console: Console | None = None, interval: float = 0.5) -
         BarColumn(),
         TaskProgressColumn(),
         TextColumn("{task.fields[done]} rows"),
-        TextColumn("{task.fields[rate]} rows/s"),
+        TextColumn("{task.fields[rate]}"),
         TextColumn("{task.fields[eta]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
@@ -64,13 +64,17 @@ def _fields(job: Job) -> dict[str, Any]:
     done = thousands(job.processed)
     if job.total is not None:
         done = f"{done}/{thousands(job.total)}"
-    if job.eta_seconds is not None:
+    # No worker runs it now (Job.unattended): no speed, no time left, but why.
+    note = unattended_note(job)
+    if note:
+        eta = note
+    elif job.eta_seconds is not None:
         eta = f"{duration(job.eta_seconds)} left"
     elif job.state in TERMINAL and job.run_seconds:
         eta = f"took {duration(job.run_seconds)}"
     else:
         eta = ""
-    return {"done": done, "rate": thousands(job.rate), "eta": eta}
+    return {"done": done, "rate": "" if note else f"{thousands(job.rate)} rows/s", "eta": eta}
 
 
 def job_owner(username: str | None) -> Any:

@@ -100,3 +100,21 @@ DONE_TO = {"pause": "paused", "resume": "resumed", "stop": "stopped"}
 def state_phrase(state: Any) -> str:
     """``has succeeded``, ``is running``, ``has been stopped``: the state after "This job"."""
     return STATE_PHRASES.get(str(state), f"is {state}")
+
+
+def unattended_note(job: Any, *, short: bool = False) -> str:
+    """Why a running job shows no speed nor time left (``Job.unattended``), in a few words; else "".
+
+    ``no news from its worker for 20 s``, ``waiting for a worker (its last one was shut
+    down)``, ``no worker runs its parts now``; ``short`` for a table column of the CLI
+    (``no news for 20 s``, ``no worker now``). The job page says more
+    (``jobs_ui.worker_silence``).
+    """
+    if not job.unattended:
+        return ""
+    if job.has_parts:
+        return "no worker now" if short else "no worker runs its parts now"
+    if job.handed_back:
+        return "no worker now" if short else "waiting for a worker (its last one was shut down)"
+    silent = duration(job.silent_seconds)
+    return f"no news for {silent}" if short else f"no news from its worker for {silent}"

@@ -128,11 +128,52 @@ class Job(models.Model):
 
     @property
     def eta_seconds(self) -> float | None:
-        if self.state not in {State.RUNNING, State.QUEUED, State.PAUSING} or not self.total:
+        """Seconds left at the current speed, while a worker runs the job; else None.
+
+        A queued job, or one no worker runs now (``unattended``), has no time
+        left to show: nobody is working on it.
+        """
+        if self.state not in {State.RUNNING, State.PAUSING} or not self.total:
             return None
-        if self.rate <= 0 or self.silent_seconds is not None:
+        if self.rate <= 0 or self.unattended:
             return None
         return round(max(0, self.total - self.processed) / self.rate, 1)
+
+    @property
+    def unattended(self) -> bool:
+        """Whether no worker runs the job now although it is running: its speed and time left
+        then mean nothing.
+
+        Its worker went silent (``silent_seconds``) or handed it back when it was
+        shut down (``handed_back``); for a job made of parts, none of its running
+        parts has a worker (``jobs.parts.add_up`` sets ``parts_unattended``). The
+        pages and the CLI then show no speed and no time left; the API's
+        ``eta_seconds`` is null.
+        """
+        if self.has_parts:
+            return self.parts_unattended
+        return self.handed_back or self.silent_seconds is not None
+
+    # Set (in memory) by ``jobs.parts.add_up`` on a job made of parts.
+    parts_unattended = False
+
+    @property
+    def handed_back(self) -> bool:
+        """Whether its worker handed the job back (it was being shut down) and none took it since.
+
+        A warm shutdown (``jobs.engine``) leaves the job running with its token
+        cleared and its lease ended at that moment (``lease_expires_at`` is the
+        ``updated_at`` of the hand-back, or earlier than any later change), for
+        the next worker to claim at once; until then nobody runs it.
+        """
+        return (
+            self.state in {State.RUNNING, State.PAUSING}
+            and not self.has_parts
+            and self.lease_token is None
+            and self.lease_expires_at is not None
+            and self.updated_at is not None
+            and self.lease_expires_at <= self.updated_at
+        )
 
     @property
     def silent_seconds(self) -> float | None:

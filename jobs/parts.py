@@ -79,10 +79,11 @@ def add_up(job: Job) -> Job:
     """Put the parts' progress on ``job`` (in memory only) and return it.
 
     ``processed`` is the sum over the parts; ``rate`` (units/s) the sum of the
-    rates of the parts that are running now, else of all; ``run_seconds`` the
-    longest part's. A finished job keeps what ``settle`` (succeeded) or its
-    undo (stopped, failed) wrote; one stopped before the undo wrote it shows
-    what its parts had processed.
+    rates of the parts that a worker runs now, else of all (none while the job
+    runs: its parts wait for a worker); ``run_seconds`` the longest part's. A
+    finished job keeps what ``settle`` (succeeded) or its undo (stopped,
+    failed) wrote; one stopped before the undo wrote it shows what its parts
+    had processed.
     """
     if not job.has_parts or job.state == State.SUCCEEDED:
         return job
@@ -93,12 +94,32 @@ def add_up(job: Job) -> Job:
             job.processed = int(totals["processed"] or 0)
             job.run_seconds = job.run_seconds or float(totals["seconds"] or 0.0)
         return job
-    totals = parts.aggregate(processed=Sum("processed"), seconds=Max("run_seconds"))
-    running = parts.filter(state=State.RUNNING).aggregate(rate=Sum("rate"))["rate"]
-    job.processed = int(totals["processed"] or 0)
-    job.run_seconds = float(totals["seconds"] or 0.0)
-    job.rate = float(running or parts.aggregate(rate=Sum("rate"))["rate"] or 0.0)
+    rows = list(parts.only(*_PROGRESS))
+    job.processed = sum(p.processed for p in rows)
+    job.run_seconds = max((p.run_seconds for p in rows), default=0.0)
+    # Only a part a worker runs now has a speed (``Job.unattended``): one handed
+    # back or silent adds nothing, and when no running part has a worker the job
+    # shows no speed and no time left.
+    running = [p for p in rows if p.state in {State.RUNNING, State.PAUSING}]
+    attended = [p for p in running if not p.unattended]
+    job.parts_unattended = job.state in {State.RUNNING, State.PAUSING} and bool(
+        running and not attended
+    )
+    if attended:
+        now = sum(p.rate for p in attended if p.state == State.RUNNING)
+        job.rate = float(now or sum(p.rate for p in rows))
+    elif job.state == State.RUNNING:
+        job.rate = 0.0  # parts waiting for a worker: no speed now
+    else:
+        job.rate = float(sum(p.rate for p in rows))
     return job
+
+
+# What ``add_up`` reads of each part.
+_PROGRESS = (
+    "state", "processed", "run_seconds", "rate", "checkpoint", "worker",
+    "lease_token", "lease_expires_at", "updated_at",
+)  # fmt: skip
 
 
 def summary(job: Job) -> list[dict[str, Any]]:

@@ -141,6 +141,29 @@ def test_follow_shows_a_bar_with_rate_and_time_until_the_end(worker, user) -> No
     assert timedelta(seconds=done.run_seconds) < timedelta(seconds=10)
 
 
+def test_the_bar_shows_no_speed_nor_time_left_while_no_worker_runs_the_job(user) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    from jobs.cli import _fields
+
+    job = Job.objects.create(
+        kind="import_teams", owner=user, state=State.RUNNING, worker="celery@host-a",
+        processed=20_000, total=50_000, rate=10_000.0, lease_token=uuid.uuid4(),
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+    )  # fmt: skip
+    job.refresh_from_db()
+    assert _fields(job) == {"done": "20,000/50,000", "rate": "10,000 rows/s", "eta": "3 s left"}
+    # Its worker was shut down and handed it back (jobs.engine): nobody runs it now.
+    now = timezone.now()
+    Job.objects.filter(id=job.id).update(lease_token=None, lease_expires_at=now, updated_at=now)
+    job.refresh_from_db()
+    assert _fields(job) == {
+        "done": "20,000/50,000",
+        "rate": "",
+        "eta": "waiting for a worker (its last one was shut down)",
+    }
+
+
 def test_jobs_json_lists_what_scripts_need(two_jobs) -> None:  # type: ignore[no-untyped-def]
     listed = json.loads(run("jobs", "--json"))
     assert [job["task_id"] for job in listed] == [str(IMPORT_ID), str(EXPORT_ID)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -306,3 +307,102 @@ def test_a_stopped_job_in_parts_counts_what_its_parts_wrote(
     out = io.StringIO()
     call_command("jobs", stdout=out)
     assert "15,000 removed" in out.getvalue()
+
+
+def _handed_back(job: Job) -> Job:
+    """Leave ``job`` as a worker's warm shutdown does (``Runner._commit``): running, token
+    cleared, lease ended at that moment."""
+    now = timezone.now()
+    Job.objects.filter(id=job.id).update(lease_token=None, lease_expires_at=now, updated_at=now)
+    return Job.objects.get(id=job.id)
+
+
+@pytest.mark.django_db
+def test_a_job_no_worker_runs_shows_no_speed_nor_time_left_anywhere(
+    browser_client: Client, user: User, api
+) -> None:  # type: ignore[no-untyped-def]
+    """Collect was stopped while the job ran: its worker handed it back and none took it."""
+    job = make(user, kind="import_teams", label="teams.csv", worker="celery@host-a",
+               processed=20_000, total=50_000, rate=10_000.0, run_seconds=2.0)  # fmt: skip
+    job = _handed_back(job)
+    at = timezone.localtime(job.updated_at).strftime("%H:%M:%S")
+
+    page = text(browser_client.get(f"/tasks/{job.id}/"))
+    assert (
+        f"Its worker (celery@host-a) was shut down at {at} and handed the job back: the next "
+        "free worker carries on from the last saved batch." in page
+    ), page
+    assert "Speed \u2013 " in page and "rows/s" not in page and "Time left" not in page, page
+    listed = text(browser_client.get("/tasks/"))
+    assert "waiting for a worker (its last one was shut down)" in listed, listed
+    assert "rows/s" not in listed and " left" not in listed, listed
+    assert api.get(f"/api/tasks/{job.id}/").json()["eta_seconds"] is None
+
+    out = io.StringIO()
+    call_command("jobs", stdout=out)
+    row = next(line for line in out.getvalue().splitlines() if str(job.id) in line)
+    assert row.split() == [str(job.id), "teams.csv", "running", "20,000/50,000", "(40.0%)",
+                           "no", "worker", "now"]  # fmt: skip
+
+    # Once a worker has claimed it again (a token, a lease ahead), it has a speed again.
+    Job.objects.filter(id=job.id).update(
+        lease_token=uuid.uuid4(), lease_expires_at=timezone.now() + timedelta(seconds=30)
+    )
+    assert "10,000 rows/s about 3 s left" in text(browser_client.get("/tasks/"))
+
+
+@pytest.mark.django_db
+def test_a_silent_worker_gives_no_speed_in_the_cli_and_no_time_left_to_check(
+    browser_client: Client, user: User, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.COLLECT_JOB_LEASE_SECONDS = 30
+    now = timezone.now()
+    job = make(user, label="teams.csv", worker="celery@host-a", processed=20_000, total=50_000,
+               rate=10_000.0, lease_token=uuid.uuid4())  # fmt: skip
+    Job.objects.filter(id=job.id).update(
+        updated_at=now - timedelta(seconds=20), lease_expires_at=now + timedelta(seconds=10)
+    )
+    out = io.StringIO()
+    call_command("jobs", "--limit", "1", stdout=out)
+    row = next(line for line in out.getvalue().splitlines() if str(job.id) in line)
+    assert row.endswith("20,000/50,000 (40.0%)  no news for 20 s"), row
+    assert "/s " not in row
+
+    # Still checking its file when the worker fell silent: no speed, no time left to check.
+    checking = {"done": 4_000_000, "total": 10_000_000, "unit": "bytes", "rate": 2_000_000}
+    Job.objects.filter(id=job.id).update(
+        total=None, processed=0, checking=checking, updated_at=now - timedelta(seconds=20)
+    )
+    page = text(browser_client.get(f"/tasks/{job.id}/"))
+    assert "No news from its worker (celery@host-a) for 20 s." in page, page
+    assert "Checking at \u2013 " in page and "Time left to check" not in page, page
+
+
+@pytest.mark.django_db
+def test_a_job_in_parts_whose_parts_have_no_worker_shows_no_time_left(
+    browser_client: Client, user: User
+) -> None:  # type: ignore[no-untyped-def]
+    job = make(user, label="teams.csv", total=50_000, checkpoint={"parts": 2})
+    parts = [
+        make(user, parent=job, part=i, label=f"teams.csv (part {i + 1} of 2)", worker="w1",
+             processed=10_000, total=25_000, rate=5_000.0)
+        for i in range(2)
+    ]  # fmt: skip
+    for part in parts:
+        _handed_back(part)
+    page = html.unescape(text(browser_client.get(f"/tasks/{job.id}/")))
+    assert (
+        "No worker runs any of its parts now: each part waits for the next free worker, which "
+        "carries on from that part's last saved batch." in page
+    ), page
+    assert "Time left" not in page and "rows/s" not in page, page
+    assert "running · 10,000 of 25,000 rows waiting for a worker (its last one was shut down)" in (
+        page
+    )
+    assert "no worker runs its parts now" in text(browser_client.get("/tasks/"))
+    # One part back with a worker: the job has that part's speed again.
+    Job.objects.filter(id=parts[0].id).update(
+        lease_token=uuid.uuid4(), lease_expires_at=timezone.now() + timedelta(seconds=30)
+    )
+    page = text(browser_client.get(f"/tasks/{job.id}/"))
+    assert "Speed 5,000 rows/s Time left about 6 s" in page, page

@@ -8,11 +8,13 @@ last committed batch, and the hand-back must not count as a lost worker.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import time
 
 import pytest
+from django.core.management import call_command
 
 from jobs.models import Job, State
 from tests.test_engine import rows, start
@@ -39,6 +41,12 @@ def test_sigterm_to_the_process_group_hands_the_job_back(make_worker, user):  # 
     job.refresh_from_db()
     assert job.state == State.RUNNING and job.lease_token is None
     assert len(rows(job)) == job.processed < 3000
+    # No worker runs it now: no speed, no time left (the pages, the API and the CLI).
+    assert job.handed_back and job.rate > 0 and job.eta_seconds is None
+    out = io.StringIO()
+    call_command("jobs", stdout=out)
+    listed = out.getvalue()
+    assert "no worker now" in listed and " left" not in listed and "/s" not in listed, listed
 
     make_worker()
     job = wait_state(job, State.SUCCEEDED, timeout=120)

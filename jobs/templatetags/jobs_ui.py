@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from jobs import formatting
-from jobs.formatting import DONE_TO, duration, size, thousands
+from jobs.formatting import DONE_TO, duration, size, thousands, unattended_note
 from jobs.kinds import kinds
 from jobs.models import Job
 from jobs.retention import files_deleted_message
@@ -44,6 +44,7 @@ HIDDEN_PARAMS = {"file", "site", "excluded_rows", "applied_as"}
 
 register.filter(thousands)
 register.filter(duration)
+register.filter(unattended_note)
 register.filter("files_deleted", files_deleted_message)
 
 
@@ -184,10 +185,24 @@ def at_time(moment: datetime | None) -> str:
 
 @register.filter
 def worker_silence(job: Job) -> str:
-    """A sentence when the worker running ``job`` went silent (``Job.silent_seconds``), else ""."""
-    silent = job.silent_seconds
-    if silent is None:
+    """A sentence when no worker runs ``job`` now (``Job.unattended``), else "".
+
+    Its worker went silent, or handed it back when it was shut down; or, for a
+    job made of parts, no running part has a worker.
+    """
+    if not job.unattended:
         return ""
+    if job.has_parts:
+        return (
+            "No worker runs any of its parts now: each part waits for the next free worker, "
+            "which carries on from that part's last saved batch."
+        )
+    if job.handed_back:
+        return (
+            f"Its worker ({job.worker}) was shut down {at_time(job.updated_at)} and handed "
+            "the job back: the next free worker carries on from the last saved batch."
+        )
+    silent = job.silent_seconds
     said = f"No news from its worker ({job.worker}) for {duration(silent)}. "
     expires = job.lease_expires_at
     if expires is not None and expires > timezone.now():

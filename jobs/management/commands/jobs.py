@@ -16,7 +16,7 @@ from rich.table import Table
 
 from jobs import parts
 from jobs.cli import describe, job_owner
-from jobs.formatting import duration, thousands
+from jobs.formatting import duration, thousands, unattended_note
 from jobs.models import Job, State
 
 
@@ -38,12 +38,24 @@ def progress(job: Job) -> str:
 
 
 def timing(job: Job) -> str:
-    """Time left while it runs, the time it took once it is over."""
+    """Time left while it runs, the time it took once it is over.
+
+    A job that no worker runs now (``Job.unattended``) has no time left: the
+    column says why instead, as the jobs page does.
+    """
+    note = unattended_note(job, short=True)
+    if note:
+        return note
     if job.eta_seconds is not None:
         return f"{duration(job.eta_seconds)} left"
     if job.finished_at and job.run_seconds:
         return f"took {duration(job.run_seconds)}"
     return ""
+
+
+def rate(job: Job) -> str:
+    """Rows per second; nothing while no worker runs the job (its last speed is not its speed)."""
+    return f"{thousands(job.rate)}/s" if job.rate and not job.unattended else ""
 
 
 WIDTH = 100
@@ -108,7 +120,7 @@ class Command(BaseCommand):
             {
                 "task id": str(job.id), "kind": job.kind, "what": job.label,
                 "owner": job.owner.get_username(), "state": job.state, "progress": progress(job),
-                "rate": f"{thousands(job.rate)}/s" if job.rate else "", "time": timing(job),
+                "rate": rate(job), "time": timing(job),
                 "created": timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M"),
             }
             for job in jobs
