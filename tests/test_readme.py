@@ -23,6 +23,8 @@ import pytest
 from tests.workers import ROOT, wait_for
 
 README = ROOT / "README.md"
+# The README's lines that pause and stop a running job from the command line.
+CONTROLS = (".venv/bin/collect pause $TASK_ID", ".venv/bin/collect stop $TASK_ID")
 RUN_HERE = re.compile(r"^(\.venv/bin/collect |curl |[A-Z_]+=\$\()")
 # Lines shown in the README that this test does not run, and why.
 NOT_RUN_HERE = {
@@ -79,13 +81,12 @@ def test_the_readme_commands_work_when_pasted(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COLLECT_", "DJANGO_"))}
     env.pop("DATABASE_URL", None)
     env.pop("CELERY_BROKER_URL", None)
+    # Nothing that slows the jobs down (a throttle, small batches): the lines that pause
+    # or stop a job must find it still running at the speed a newcomer's Collect has.
     env.update(
         COLLECT_DATA_DIR=str(data),
         COLLECT_BIND=f"127.0.0.1:{port}",
         COLLECT_BROKER_POLL_SECONDS="0.1",
-        # Slow enough that `pause`, `resume` and `stop` find the job still running.
-        COLLECT_IMPORT_BATCH_SIZE="2000",
-        COLLECT_IMPORT_THROTTLE_SECONDS="1",
     )
     # The commands run where a newcomer stands: a folder with the project's .venv.
     work = tmp_path / "clone"
@@ -93,6 +94,9 @@ def test_the_readme_commands_work_when_pasted(tmp_path: Path) -> None:
     (work / ".venv").symlink_to(sys.prefix)
     commands = [line for line in readme_lines() if RUN_HERE.match(line)]
     assert any(c.startswith(".venv/bin/collect import-teams") for c in commands)
+    # The "Command line" block: a job paused, then stopped, while it runs.
+    for control in CONTROLS:
+        assert control in commands, control
     # A refused request (4xx) fails the script, as a failing command does.
     prelude = 'set -euo pipefail\ncurl() { command curl -sS --fail-with-body "$@"; }\n'
     script = prelude + "\n".join(
@@ -115,6 +119,9 @@ def test_the_readme_commands_work_when_pasted(tmp_path: Path) -> None:
         assert ran == len(commands)
         # The curl lines reach the API: their JSON answers are in the output.
         assert '"task_id"' in done.stdout
+        # `pause` and `stop` found the job running (else they exit 1: it succeeded).
+        assert re.search(r"^[0-9a-f-]{36}: paus(ing|ed)$", done.stdout, flags=re.M), done.stdout
+        assert re.search(r"^[0-9a-f-]{36}: stop(ping|ped)$", done.stdout, flags=re.M), done.stdout
         assert "teams created" in done.stdout and "Sent to admin@example.com" in done.stdout
         said = said_by_each(done.stdout, commands)
         # "the next line creates them, and the rest find every row unchanged": the
