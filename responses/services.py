@@ -119,13 +119,11 @@ def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
     """
     from django.core.files.storage import default_storage
 
-    from jobs.models import State
     from responses import mail
 
-    if job.kind != "export_responses" or job.state != State.SUCCEEDED:
-        raise SendAgainRefused(
-            f"Only a finished export can be sent again; this job is {job.state}."
-        )
+    refusal = policy.send_again_refusal(job)
+    if refusal:
+        raise SendAgainRefused(refusal)
     if not job.result_file or not default_storage.exists(job.result_file):
         raise SendAgainRefused("The export's file is no longer kept; start the export again.")
     recipient = job.param("email", "")

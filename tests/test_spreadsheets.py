@@ -279,7 +279,7 @@ def test_a_value_over_the_field_size_limit_names_row_and_column(user, settings):
         "2 of 3 rows are bad", "Row 3, column description (B)", limit + " Shorten it.", FIX_ROWS
     )
     # The CSV reader's own words (teams/readers/csvfile.py) for a cell it could not read whole.
-    reader_limit = "The value is larger than 1000\xa0bytes (1,000 bytes), the most a cell may hold."
+    reader_limit = "The value is larger than 1,000 bytes, the most a cell may hold."
     assert job.problems[1] == {
         "row": 4,
         "column": "description",

@@ -26,8 +26,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from django.template.defaultfilters import filesizeformat
-
+from jobs.formatting import exact_size
 from teams.readers import FileProblem, Reader, Record, max_field_bytes, register
 from teams.readers.encodings import detect, from_bom, shown_name
 
@@ -181,7 +180,7 @@ def _binary(head: bytes) -> bool:
 def too_big_message() -> str:
     limit = max_field_bytes()
     return (
-        f"The value is larger than {filesizeformat(limit)} ({limit:,} bytes), the most a cell "
+        f"The value is larger than {exact_size(limit)}, the most a cell "
         "may hold. Shorten it; if it should be short, look for a quote that is never closed."
     )
 
