@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -20,6 +21,8 @@ from teams.readers.encodings import is_known
 from teams.upsert import CREATE, KEYS, MODES, UPSERT
 
 ON_ERROR_CHOICES = ("fail", "skip")
+# C0 and C1 control characters (a NUL, line breaks, tabs): in no sheet name or file label.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Django's own permission to edit a team (the admin's "Can change team"): an upsert
 # rewrites teams that other people's imports created, so it needs what the admin's
 # change form would need. A create import only adds teams and needs none.
@@ -97,9 +100,19 @@ def teams_import_start(
             f'"{encoding[:50]}" is not an encoding Collect knows. Leave it empty to have it '
             "detected, or give one such as utf-8, cp1252 (Windows Western), cp1251, latin-1."
         )
+    if CONTROL.search(sheet):
+        # Excel allows no such character in a sheet name; PostgreSQL stores no NUL in JSON.
+        raise ImportRequestError(
+            "The sheet name contains a control character (such as a NUL or a line break), "
+            "which no sheet name has. Type the name as the workbook's tab shows it, or leave "
+            "it empty to import the first sheet."
+        )
     parallelism = check_parallelism(parallelism, single=mode == UPSERT or dry_run)
     check_quota(user=by, incoming=int(file.size or 0))
     original = (file.name or "teams.csv").replace("\\", "/").rsplit("/", 1)[-1]
+    # Only shown as the job's label: control characters (a NUL, which PostgreSQL's text and
+    # JSON refuse; line breaks) are dropped rather than refusing a file for its name.
+    original = CONTROL.sub("", original) or "teams.csv"
     stored = default_storage.save(f"imports/teams/{uuid.uuid4().hex}.csv", file)
     try:
         with transaction.atomic():

@@ -363,3 +363,16 @@ def test_the_api_is_in_the_openapi_schema(api):  # type: ignore[no-untyped-def]
     operation = schema["paths"]["/api/imports/teams/"]["post"]
     assert set(operation["responses"]) == {"202", "400", "403", "413", "415", "429"}
     assert "multipart/form-data" in operation["requestBody"]["content"]
+
+
+@pytest.mark.servers  # PostgreSQL refuses a NUL in text and JSON: a 500 before
+@pytest.mark.django_db
+def test_control_characters_in_a_sheet_name_are_refused_and_dropped_from_a_file_name(api):  # type: ignore[no-untyped-def]
+    data = f"{HEADER}\r\nOwls,d,m,x\r\n".encode()
+    answer = upload(api, data, sheet="Teams\x00")
+    assert answer.status_code == 400, answer.content
+    assert "The sheet name contains a control character" in answer.content.decode()
+    answer = upload(api, data, name="te\x00a\nms.csv")
+    assert answer.status_code == 202, answer.content
+    job = Job.objects.get(id=answer.json()["task_id"])
+    assert (job.label, job.param("filename")) == ("teams.csv", "teams.csv")
