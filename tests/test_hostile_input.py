@@ -38,7 +38,7 @@ NOT_TEXT = [
 ]
 NAMED = "not a CSV text file or an .xlsx workbook."
 # The CSV reader's words (teams/readers/csvfile.py), not yet in binary units.
-TOO_BIG = "The value is larger than 1.0\xa0MB (1,048,576 bytes), the most a cell may hold."
+TOO_BIG = "The value is larger than 1 MiB (1,048,576 bytes), the most a cell may hold."
 HEADER_HINT = "The first row must name the column name and may name description, manager, members"
 NOT_UTF8 = "The row is not valid UTF-8 text. Save the file as CSV UTF-8."
 NOTHING = "Nothing was imported: "

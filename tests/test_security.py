@@ -274,7 +274,7 @@ def test_an_oversized_upload_is_refused_before_its_body_is_read(
             answer += chunk
     status, _, body = answer.partition(b"\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 413"), answer[:300]
-    assert b"The file is too large: at most 1000" in body
+    assert b"The file is too large: at most 1,000 bytes can be uploaded" in body
     assert not Job.objects.exists()
 
 
