@@ -116,6 +116,10 @@ class JobLimitMiddleware:
             return JsonResponse({"detail": str(exc)}, status=429, headers=headers)
         title = "Too many jobs at once" if isinstance(exc, JobRateLimited) else "Not now"
         response = TemplateResponse(
-            request, "429.html", {"message": str(exc), "title": title}, status=429, headers=headers
+            request,
+            "error.html",
+            {"message": str(exc), "title": title},
+            status=429,
+            headers=headers,
         )
         return response.render()

@@ -97,6 +97,11 @@ STATE_PHRASES = {
 DONE_TO = {"pause": "paused", "resume": "resumed", "stop": "stopped"}
 
 
+def done_to(action: str) -> str:
+    """``paused``, ``resumed``, ``stopped``: what ``action`` makes of a job."""
+    return DONE_TO.get(action, f"{action}ed")
+
+
 def state_phrase(state: Any) -> str:
     """``has succeeded``, ``is running``, ``has been stopped``: the state after "This job"."""
     return STATE_PHRASES.get(str(state), f"is {state}")

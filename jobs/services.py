@@ -23,7 +23,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from jobs import audit
-from jobs.formatting import DONE_TO, state_phrase
+from jobs.formatting import done_to, state_phrase
 from jobs.models import ACTIVE, TERMINAL, AuditAction, Job, State
 from jobs.rowlock import update_job
 
@@ -50,7 +50,7 @@ _WHY = {
 
 def impossible_message(*, state: str, action: str) -> str:
     """The sentence for a 409: ``This job has already succeeded; there is nothing to stop.``"""
-    done = DONE_TO.get(action, f"{action}ed")
+    done = done_to(action)
     if state == State.STOPPING:
         return (
             f"This job is being stopped (what it wrote is being removed); it cannot be {done} now."
@@ -410,14 +410,16 @@ def _lost_messages(
     """
     from collect.broker import waiting_task_ids
 
-    # The folder is listed first: a job queued after that is too new to be a candidate.
-    waiting = waiting_task_ids(settings.CELERY_TASK_DEFAULT_QUEUE)
+    candidates = list(
+        Job.objects.filter(
+            state=State.QUEUED, enqueued_at__lt=now - lease, enqueued_at__gte=now - requeue_queued
+        ).values_list("id", "enqueued_at")[:500]
+    )
+    # The folder (a file read per waiting message) only when a job may have lost its own.
+    waiting = waiting_task_ids(settings.CELERY_TASK_DEFAULT_QUEUE) if candidates else None
     if waiting is None:
         return []
-    candidates = Job.objects.filter(
-        state=State.QUEUED, enqueued_at__lt=now - lease, enqueued_at__gte=now - requeue_queued
-    ).values_list("id", "enqueued_at")
-    return [(i, at) for i, at in candidates[:500] if str(i) not in waiting]
+    return [(i, at) for i, at in candidates if str(i) not in waiting]
 
 
 def active_job_count() -> int:

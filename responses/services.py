@@ -121,8 +121,9 @@ def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
 
     from responses import mail
 
-    refusal = policy.send_again_refusal(job)
+    refusal = policy.send_again_refusal(job)  # not an export, or not finished
     if refusal:
+        audit.record(AuditAction.REFUSED, user=by, job_id=job.id, detail=f"send again: {refusal}")
         raise SendAgainRefused(refusal)
     if not job.result_file or not default_storage.exists(job.result_file):
         raise SendAgainRefused("The export's file is no longer kept; start the export again.")

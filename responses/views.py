@@ -235,17 +235,6 @@ class SendAgainView(PageOrJsonView):
     def post(self, request: Request, task_id: str) -> HttpResponseBase:
         job = get_object_or_404(jobs_visible_to(request.user), id=task_id)
         try:
-            # Not a finished export (an import, a running export): said here in words
-            # that fit the job, and recorded as the service records a refusal.
-            refusal = policy.send_again_refusal(job)
-            if refusal:
-                audit.record(
-                    AuditAction.REFUSED,
-                    user=request.user,
-                    job_id=job.id,
-                    detail=f"send again: {refusal}",
-                )
-                raise SendAgainRefused(refusal)
             result = responses_export_send_again(job=job, by=request.user)
         except policy.ExportNotAllowed:
             return not_allowed(self, request)

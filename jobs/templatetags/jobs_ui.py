@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from jobs import formatting
-from jobs.formatting import DONE_TO, duration, size, thousands, unattended_note
+from jobs.formatting import done_to, duration, size, thousands, unattended_note
 from jobs.kinds import kinds
 from jobs.models import Job
 from jobs.retention import files_deleted_message
@@ -45,6 +45,7 @@ HIDDEN_PARAMS = {"file", "site", "excluded_rows", "applied_as"}
 register.filter(thousands)
 register.filter(duration)
 register.filter(unattended_note)
+register.filter(done_to)
 register.filter("files_deleted", files_deleted_message)
 
 
@@ -164,12 +165,6 @@ def when(moment: datetime | None) -> str:
     if local.date() == timezone.localdate():
         return local.strftime("%H:%M:%S")
     return f"{local.day} {local.strftime('%b %Y, %H:%M')}"
-
-
-@register.filter
-def done_to(action: str) -> str:
-    """``paused``, ``resumed``, ``stopped``: what ``action`` makes of a job."""
-    return DONE_TO.get(action, f"{action}ed")
 
 
 @register.filter
