@@ -12,6 +12,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 
 def env_str(name: str, default: str = "") -> str:
+    """The variable ``name``, or the stripped text of the file ``<name>_FILE``, or ``default``.
+
+    A variable set to nothing (or only blanks) counts as not set, as in the
+    other readers: ``DATABASE_URL=`` from an env file or a CI matrix means the
+    default database, not a URL nobody can parse (and ``COLLECT_DATA_DIR=`` the
+    default folder, not the current one). Raises ``ImproperlyConfigured`` when
+    ``<name>_FILE`` cannot be read.
+    """
     file_path = os.environ.get(f"{name}_FILE")
     if file_path:
         try:
@@ -19,7 +27,8 @@ def env_str(name: str, default: str = "") -> str:
                 return fh.read().strip()
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
-    return os.environ.get(name, default)
+    value = os.environ.get(name, "")
+    return value if value.strip() else default
 
 
 def env_bool(name: str, default: bool = False) -> bool:

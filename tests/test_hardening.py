@@ -114,6 +114,21 @@ def test_a_database_url_that_cannot_work_is_one_line_that_says_so(tmp_path: Path
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
 
 
+def test_a_variable_set_to_nothing_means_its_default(tmp_path: Path) -> None:
+    # As an env file or a CI matrix leaves them: the default database in the data dir.
+    data = tmp_path / "data"
+    done = _check(
+        SECRET_KEY="k3y-" + "Zq9" * 20,
+        COLLECT_DATA_DIR=str(data),
+        DATABASE_URL="",
+        CELERY_BROKER_URL=" ",
+        COLLECT_QUEUE="",
+    )
+    assert done.returncode == 0, done.stderr
+    empty = _check(SECRET_KEY="", COLLECT_DATA_DIR=str(data))
+    assert empty.returncode != 0 and "SECRET_KEY must be set" in empty.stderr
+
+
 def test_production_accepts_a_long_random_key(tmp_path: Path) -> None:
     done = _check(SECRET_KEY="k3y-" + "Zq9" * 20, COLLECT_DATA_DIR=str(tmp_path))
     assert done.returncode == 0, done.stderr
