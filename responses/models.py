@@ -39,3 +39,19 @@ class FormResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name_of_respondent} at {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class MailRecipient(models.Model):
+    """An address exports are mailed to: the row its daily cap is counted under.
+
+    ``policy.lock_recipient`` makes it if need be and locks it (``SELECT … FOR
+    UPDATE``) for the transaction that counts the address's mails and records
+    the next one, so concurrent requests for one address (from different
+    users, or "Send again" on different exports) are counted one at a time.
+    One row per address, in lower case; nothing else is kept here.
+    """
+
+    address = models.CharField(max_length=254, unique=True)
+
+    def __str__(self) -> str:
+        return self.address

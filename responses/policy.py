@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import AuditAction, AuditEntry, Job, State
@@ -171,8 +174,36 @@ def send_again_refusal(job: Job) -> str:
     return ""
 
 
+@contextmanager
+def recipient_locked(recipient: str) -> Iterator[None]:
+    """A transaction holding ``recipient``'s ``MailRecipient`` row locked (``SELECT … FOR UPDATE``).
+
+    Count (``check_daily_cap``) and record the new mail (its export job, or its
+    "Send again" audit entry) inside it: a concurrent request for the same
+    address then waits, and counts that mail. Take this lock before any other
+    (the requester's or the job's row), so locks are always taken in one order.
+    The row is made first, in a statement of its own (``ON CONFLICT DO
+    NOTHING`` / ``INSERT IGNORE`` through Django's ``ignore_conflicts``): made
+    inside the transaction, InnoDB's shared lock on the duplicate key then
+    raised to an exclusive one deadlocked two first requests (MariaDB docs,
+    "InnoDB Lock Modes").
+    """
+    from responses.models import MailRecipient
+
+    address = recipient.strip().lower()
+    MailRecipient.objects.bulk_create([MailRecipient(address=address)], ignore_conflicts=True)
+    with transaction.atomic():
+        locked = MailRecipient.objects.select_for_update().filter(address=address)
+        list(locked.values_list("pk", flat=True))
+        yield
+
+
 def check_daily_cap(recipient: str) -> None:
-    """Raise ``RecipientCapReached`` if ``recipient`` had its exports for the last 24 hours."""
+    """Raise ``RecipientCapReached`` if ``recipient`` had its exports for the last 24 hours.
+
+    Counts what ``sent_times`` finds; call it inside ``recipient_locked(recipient)`` so
+    that concurrent requests cannot each see the same count.
+    """
     cap = settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY
     if not cap:
         return
@@ -197,7 +228,8 @@ def sent_times(recipient: str, *, since: datetime) -> list[datetime]:
 
     Every mail of an export counts: its first (the export's creation; a stopped
     export, which sends nothing, does not count) and each "Send again" (the
-    audit log's ``send_again`` entries, written when it was sent). At most about
+    audit log's ``send_again`` entries, written when the mail is claimed, just
+    before it is sent; a send that then fails still counts). At most about
     the cap's number of rows each, which the cap keeps so.
     """
     exports = Job.objects.filter(kind=EXPORT_KIND, params__email__iexact=recipient)

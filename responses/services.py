@@ -8,7 +8,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.utils import timezone
 
 from jobs import audit
@@ -58,10 +57,9 @@ def responses_export_start(
     try:
         policy.require_export_permission(by)
         recipient = policy.recipient_for(by, email)
-        with transaction.atomic():
-            # One requester's exports are counted one at a time: concurrent requests
-            # would otherwise each count before the others' jobs exist. (SQLite's
-            # IMMEDIATE transactions serialise them anyway.)
+        # One address's mails, and one requester's exports, are counted one at a time:
+        # concurrent requests would otherwise each count before the others' jobs exist.
+        with policy.recipient_locked(recipient):
             _lock(get_user_model(), by.pk)
             policy.check_daily_cap(recipient)
             return _create(by, recipient, date_from, date_to, site_url, writer)
@@ -131,10 +129,11 @@ def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
     try:
         policy.require_export_permission(by)
         policy.recipient_for(job.owner, recipient)  # the rules may have changed since
-        policy.check_daily_cap(recipient)
-        with transaction.atomic():
-            # Counted under a lock on the job, before sending: concurrent clicks
-            # cannot each see the old count.
+        with policy.recipient_locked(recipient):
+            # Counted under locks on the address and on the job, and recorded before
+            # the locks go (the mail is sent after): concurrent clicks, on this export
+            # or on another one for the same address, cannot each see the old count.
+            policy.check_daily_cap(recipient)
             _lock(Job, job.id)
             job.refresh_from_db(fields=["result"])
             sends_again = int((job.result or {}).get("sends_again", 0))
@@ -146,6 +145,7 @@ def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
             Job.objects.filter(id=job.id).update(
                 result={**(job.result or {}), "sends_again": sends_again + 1}
             )
+            audit.record(AuditAction.SEND_AGAIN, user=by, job_id=job.id, detail=f"to {recipient}")
     except (*REFUSALS, SendAgainRefused) as exc:
         audit.record(AuditAction.REFUSED, user=by, job_id=job.id, detail=f"send again: {exc}")
         if isinstance(exc, policy.RecipientRefused):
@@ -155,5 +155,4 @@ def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
     result["sends_again"] = sends_again + 1
     error = mail.failure_text(job, reason) if reason else ""
     Job.objects.filter(id=job.id).update(result=result, error=error)
-    audit.record(AuditAction.SEND_AGAIN, user=by, job_id=job.id, detail=f"to {recipient}")
     return result

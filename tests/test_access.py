@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from jobs.models import AuditEntry, Job, State
@@ -557,3 +558,52 @@ def test_concurrent_requests_cannot_pass_the_cap(transactional_db, user, setting
         outcomes = sorted(pool.map(one, range(8)))
     assert outcomes == ["capped"] * 5 + ["started"] * 3
     assert Job.objects.count() == 3
+
+
+@pytest.mark.servers  # how concurrent transactions see each other is the database's
+def test_concurrent_mails_to_one_address_cannot_pass_the_cap(  # type: ignore[no-untyped-def]
+    transactional_db, user, manager_user, settings, mailoutbox
+) -> None:
+    """Four "Send again" and four new exports by another user, at once, to one address."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    from responses.services import (
+        SendAgainRefused,
+        responses_export_send_again,
+        responses_export_start,
+    )
+
+    settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = 3
+    grant(manager_user, "responses.export_responses")
+    exports = [_finished_export(user) for _ in range(4)]
+    # Their own first mails are older than a day: nothing counts yet.
+    Job.objects.update(created_at=timezone.now() - dt.timedelta(days=2))
+    gate = Barrier(8)
+
+    def one(n: int) -> str:
+        try:
+            gate.wait()
+            if n < 4:
+                responses_export_send_again(job=exports[n], by=user)
+            else:
+                responses_export_start(
+                    email="Alice@example.com", date_from=None, date_to=None, by=manager_user
+                )
+            return "sent"
+        except policy.RecipientCapReached:
+            return "capped"
+        except SendAgainRefused as exc:  # not expected: shows what went wrong
+            return str(exc)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(one, range(8)))
+    assert outcomes == ["capped"] * 5 + ["sent"] * 3
+    sent_again = AuditEntry.objects.filter(action="send_again").count()
+    assert sent_again == len(mailoutbox) and sent_again + Job.objects.count() - 4 == 3
+    day = timezone.now() - dt.timedelta(days=1)
+    assert len(policy.sent_times("alice@example.com", since=day)) == 3
