@@ -386,7 +386,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # A 404 without a sentence of ours gets one (collect/errors.py).
     "EXCEPTION_HANDLER": "collect.errors.api_exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "collect.pagination.NumberedPages",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

@@ -260,3 +260,23 @@ def test_an_expired_token_is_refused_and_the_sweep_deletes_the_others(user):  # 
     assert AuthToken.objects.filter(token_key=also_expired[:15]).exists()  # not read per request
     assert delete_expired_tokens() == 1
     assert list(AuthToken.objects.values_list("token_key", flat=True)) == [fresh[:15]]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["abc", "0", "-1", "1.5", "²", "1 2"])
+def test_a_page_that_is_no_page_number_is_a_400_that_says_so(api, page):  # type: ignore[no-untyped-def]
+    answer = api.get("/api/tasks/", {"page": page})
+    assert answer.status_code == 400
+    assert answer.json() == {"page": [f"{page!r} is not a page number: use 1, 2, 3…"]}
+    assert api.get("/api/tasks/", {"page": " "}).status_code == 200  # empty: the first page
+
+
+@pytest.mark.django_db
+def test_a_page_past_the_end_is_a_404_that_counts_the_pages(api, job):  # type: ignore[no-untyped-def]
+    assert api.get("/api/tasks/", {"page": "1"}).json()["count"] == 1
+    assert api.get("/api/tasks/", {"page": "last"}).status_code == 200
+    for page in ("2", "9" * 30):
+        answer = api.get("/api/tasks/", {"page": page})
+        assert answer.status_code == 404
+        assert answer.json()["detail"].endswith(": the list has 1 page.")
+    assert api.get("/api/tasks/", {"page": "2"}).json()["detail"].startswith("There is no page 2:")
