@@ -195,6 +195,7 @@ def send(job: Job, heartbeat: Callable[[], None] = lambda: None) -> tuple[dict[s
     context: dict[str, Any] = {
         "job": job,
         "rows": rows,
+        "rows_text": f"{rows:,}",  # 200,000 rather than 200000
         "format": kind.name,
         "start": exact(_moment(job.param("from"))) or "the first response",
         "stop": exact(_moment(job.param("to"))) or "the last response",

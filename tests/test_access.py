@@ -607,3 +607,15 @@ def test_concurrent_mails_to_one_address_cannot_pass_the_cap(  # type: ignore[no
     assert sent_again == len(mailoutbox) and sent_again + Job.objects.count() - 4 == 3
     day = timezone.now() - dt.timedelta(days=1)
     assert len(policy.sent_times("alice@example.com", since=day)) == 3
+
+
+@pytest.mark.django_db
+def test_the_mail_writes_counts_as_people_read_them(user, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    export = _finished_export(user)
+    Job.objects.filter(id=export.id).update(checkpoint={"rows": 200_000})
+    export.refresh_from_db()
+    result, reason = mail.send(export)
+    assert reason == "" and result["rows"] == 200_000
+    (sent,) = mailoutbox
+    assert sent.subject == "Collect: your export of form responses (200,000 rows)"
+    assert "It has 200,000 rows." in sent.body

@@ -62,10 +62,10 @@ def test_it_mails_exactly_the_rows_of_one_year(make_worker, smtp, inbox, user, o
     assert job.total == job.processed == len(want) - 1
     msg = one_mail(inbox)
     assert msg["To"] == "alice@example.com"
-    assert msg["Subject"] == f"Collect: your export of form responses ({len(want) - 1} rows)"
+    assert msg["Subject"] == f"Collect: your export of form responses ({len(want) - 1:,} rows)"
     assert (
         "from 2018-05-15 00:00:00.000000 +00:00 (UTC) to 2019-05-15 00:00:00.000000 +00:00 (UTC) "
-        f"(both included) is ready.\nIt has {len(want) - 1} rows."
+        f"(both included) is ready.\nIt has {len(want) - 1:,} rows."
     ) in body(msg)
     name, data = attached_csv(msg)
     # Too big to attach as it is (COLLECT_EXPORT_ATTACH_MAX_BYTES), small enough zipped.
