@@ -12,23 +12,25 @@ from django.core.exceptions import ImproperlyConfigured
 
 
 def env_str(name: str, default: str = "") -> str:
-    """The variable ``name``, or the stripped text of the file ``<name>_FILE``, or ``default``.
+    """The variable ``name``, or the text of the file ``<name>_FILE``, stripped; else ``default``.
 
-    A variable set to nothing (or only blanks) counts as not set, as in the
-    other readers: ``DATABASE_URL=`` from an env file or a CI matrix means the
-    default database, not a URL nobody can parse (and ``COLLECT_DATA_DIR=`` the
-    default folder, not the current one). Raises ``ImproperlyConfigured`` when
-    ``<name>_FILE`` cannot be read.
+    A variable (or file) holding nothing but blanks counts as not set, as in
+    the other readers: ``DATABASE_URL=`` from an env file or a CI matrix means
+    the default database, not a URL nobody can parse (and ``COLLECT_DATA_DIR=``
+    the default folder, not the current one). Surrounding blanks are dropped,
+    as from a file: ``TIME_ZONE=" UTC"`` is ``UTC``. Raises
+    ``ImproperlyConfigured`` when ``<name>_FILE`` cannot be read.
     """
-    file_path = os.environ.get(f"{name}_FILE")
+    file_path = os.environ.get(f"{name}_FILE", "").strip()
     if file_path:
         try:
             with open(file_path, encoding="utf-8") as fh:
-                return fh.read().strip()
+                value = fh.read()
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
-    value = os.environ.get(name, "")
-    return value if value.strip() else default
+    else:
+        value = os.environ.get(name, "")
+    return value.strip() or default
 
 
 def env_bool(name: str, default: bool = False) -> bool:

@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import tempfile
+import zoneinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -250,6 +251,13 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+    raise ImproperlyConfigured(
+        f"TIME_ZONE={TIME_ZONE!r} is not a time zone name of the tz database "
+        "(e.g. UTC, Europe/Paris, Africa/Nairobi)."
+    ) from None
 USE_I18N = True
 USE_TZ = True
 

@@ -127,6 +127,41 @@ def test_a_variable_set_to_nothing_means_its_default(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     empty = _check(SECRET_KEY="", COLLECT_DATA_DIR=str(data))
     assert empty.returncode != 0 and "SECRET_KEY must be set" in empty.stderr
+    # The same for a secret file holding nothing, and blanks around a value go.
+    blank = tmp_path / "blank"
+    blank.write_text("\n")
+    done = _check(
+        SECRET_KEY="k3y-" + "Zq9" * 20,
+        COLLECT_DATA_DIR=str(data),
+        DATABASE_URL_FILE=str(blank),
+        TIME_ZONE=" Africa/Nairobi ",
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (ROOT / "secret_key").exists()
+
+
+def test_a_time_zone_that_is_no_zone_is_one_line_that_says_so(tmp_path: Path) -> None:
+    done = _check(
+        SECRET_KEY="k3y-" + "Zq9" * 20, COLLECT_DATA_DIR=str(tmp_path), TIME_ZONE="Mars/Base"
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("Collect cannot start: TIME_ZONE='Mars/Base' is not a time zone")
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_the_commands_read_blank_variables_as_their_defaults(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(WEB_WORKERS="", COLLECT_BIND=" ", COLLECT_WORKER_POOL="", LOG_LEVEL="")
+    for command in ("web", "worker"):
+        done = subprocess.run(
+            [sys.executable, "-m", "collect", command, "--help"],
+            cwd=ROOT,
+            env={**env, "COLLECT_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
 
 
 def test_production_accepts_a_long_random_key(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.panel import Panel
 
+from collect.env import env_str
+
 # How long the web server may take to answer its first connection.
 START_TIMEOUT_SECONDS = 90
 # A worker that dies is started again, unless it died this often within this window.
@@ -88,7 +90,7 @@ class Command(BaseCommand):
     help = "Run the web server and a worker together (migrates and creates an admin first)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--bind", default=os.environ.get("COLLECT_BIND", "127.0.0.1:8000"))
+        parser.add_argument("--bind", default=env_str("COLLECT_BIND", "127.0.0.1:8000"))
         parser.add_argument("--concurrency", type=int, default=settings.CELERY_WORKER_CONCURRENCY)
 
     def handle(self, *args: Any, bind: str, concurrency: int, **options: Any) -> None:
@@ -135,7 +137,7 @@ class Command(BaseCommand):
                 # no password is made that nobody saw; the next start makes it.
                 self.banner(bind, self.ensure_admin())
                 started = True
-                if not os.environ.get("COLLECT_SITE_URL"):
+                if not env_str("COLLECT_SITE_URL"):
                     # So that `collect import-teams …` run beside it prints links that work.
                     settings.SITE_URL_FILE.write_text(site_url(bind) + "\n", encoding="utf-8")
             while started and not failed and not stopping:
@@ -169,7 +171,7 @@ class Command(BaseCommand):
                 failed = f"The {name} stopped on its own (exit code {dead[0].returncode}); "
                 failed += "see the lines above."
         finally:
-            if not os.environ.get("COLLECT_SITE_URL"):
+            if not env_str("COLLECT_SITE_URL"):
                 settings.SITE_URL_FILE.unlink(missing_ok=True)
             shutdown(signal.SIGTERM, None)
             for child in children:
@@ -209,10 +211,10 @@ class Command(BaseCommand):
         first = User.objects.filter(is_superuser=True).order_by("pk").first()
         if first is not None:
             return first.get_username(), ""
-        username = os.environ.get("COLLECT_ADMIN_USER", "admin")
-        password = os.environ.get("COLLECT_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        username = env_str("COLLECT_ADMIN_USER", "admin")
+        password = env_str("COLLECT_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         # An address of its own, so that an export from the page or the CLI has
         # somewhere to go; on a laptop mail is written to files (EMAIL_FILE_PATH).
-        email = os.environ.get("COLLECT_ADMIN_EMAIL", "admin@example.com")
+        email = env_str("COLLECT_ADMIN_EMAIL", "admin@example.com")
         User.objects.create_superuser(username=username, email=email, password=password)
         return username, password

@@ -16,13 +16,15 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from collect.env import env_int, env_str
+
 
 class Command(BaseCommand):
     help = "Run the web server (gunicorn with uvicorn workers) on --bind."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--bind", default=os.environ.get("COLLECT_BIND", "127.0.0.1:8000"))
-        parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
+        parser.add_argument("--bind", default=env_str("COLLECT_BIND", "127.0.0.1:8000"))
+        parser.add_argument("--workers", type=int, default=env_int("WEB_WORKERS", 2))
 
     def handle(self, *args: Any, bind: str, workers: int, **options: Any) -> None:
         # X-Forwarded-For/-Proto are believed only from these addresses (none by

@@ -14,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from collect.env import env_str
+
 
 class Command(BaseCommand):
     help = "Run a Celery worker that takes Collect's jobs."
@@ -25,11 +27,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--hostname",
             "-n",
-            default=os.environ.get("COLLECT_WORKER_NAME")
+            default=env_str("COLLECT_WORKER_NAME")
             or f"collect@{socket.gethostname()}-{os.getpid()}",
         )
-        parser.add_argument("--loglevel", "-l", default=os.environ.get("LOG_LEVEL", "INFO"))
-        parser.add_argument("--pool", default=os.environ.get("COLLECT_WORKER_POOL", "prefork"))
+        parser.add_argument("--loglevel", "-l", default=env_str("LOG_LEVEL", "INFO"))
+        parser.add_argument("--pool", default=env_str("COLLECT_WORKER_POOL", "prefork"))
         parser.add_argument(
             "--quiet", action="store_true", help="no start-up banner (collect serve uses it)"
         )
