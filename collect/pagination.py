@@ -30,18 +30,21 @@ class NumberedPages(PageNumberPagination):
 
     def get_page_number(self, request: Request, paginator: Paginator) -> Any:
         raw = request.query_params.get(self.page_query_param, "").strip() or "1"  # DRF's too
-        if raw in self.last_page_strings:
+        if raw.lower() in self.last_page_strings:
             return paginator.num_pages
-        if not _NUMBER.fullmatch(raw) or int(raw) < 1:
+        digits = raw.lstrip("0")
+        if not _NUMBER.fullmatch(raw) or not digits:
             raise ValidationError(
                 {self.page_query_param: [f"{raw[:40]!r} is not a page number: use 1, 2, 3…"]}
             )
         pages = paginator.num_pages
-        # More digits than any page count has: past the end (and no giant int() to parse).
-        number = int(raw) if len(raw) <= 18 else 10**18
-        if number > pages:
+        # More digits than any page count has is past the end, without a giant int().
+        if len(digits) > 18 or int(digits) > pages:
+            asked = f"{int(digits):,}" if len(digits) <= 18 else digits[:24] + "…"
+            if not paginator.count:
+                raise NotFound(f"There is no page {asked}: the list is empty.")
             raise NotFound(
-                f"There is no page {number:,}: the list has {pages:,} "
+                f"There is no page {asked}: the list has {pages:,} "
                 f"{'page' if pages == 1 else 'pages'}."
             )
-        return number
+        return int(digits)

@@ -79,14 +79,24 @@ UNSHOWN = (
         parameters=[
             OpenApiParameter("state", str, enum=[s.value for s in State]),
             OpenApiParameter("kind", str),
+            OpenApiParameter(
+                "page",
+                str,
+                description="A page number from 1, or `last`; 50 jobs a page (the answer's "
+                "`count`, `next` and `previous` say more).",
+            ),
             IF_NONE_MATCH,
             ETAG,
         ],
         responses={
             200: JobSerializer(many=True),
             304: NOT_MODIFIED,
-            400: OpenApiResponse(description="An unknown state or kind."),
-            404: NOT_FOUND,
+            400: OpenApiResponse(
+                description="An unknown state or kind, or a page that is no number."
+            ),
+            404: OpenApiResponse(
+                description="A page past the end; the message says how many there are."
+            ),
         },
     ),
     retrieve=extend_schema(

@@ -263,7 +263,7 @@ def test_an_expired_token_is_refused_and_the_sweep_deletes_the_others(user):  # 
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("page", ["abc", "0", "-1", "1.5", "²", "1 2"])
+@pytest.mark.parametrize("page", ["abc", "0", "000", "-1", "1.5", "²", "1 2", "1e3"])
 def test_a_page_that_is_no_page_number_is_a_400_that_says_so(api, page):  # type: ignore[no-untyped-def]
     answer = api.get("/api/tasks/", {"page": page})
     assert answer.status_code == 400
@@ -280,3 +280,10 @@ def test_a_page_past_the_end_is_a_404_that_counts_the_pages(api, job):  # type: 
         assert answer.status_code == 404
         assert answer.json()["detail"].endswith(": the list has 1 page.")
     assert api.get("/api/tasks/", {"page": "2"}).json()["detail"].startswith("There is no page 2:")
+    assert api.get("/api/tasks/", {"page": "0" * 30 + "1"}).json()["count"] == 1
+    assert api.get("/api/tasks/", {"page": "LAST"}).status_code == 200
+    huge = api.get("/api/tasks/", {"page": "7" * 5000}).json()["detail"]
+    assert huge.startswith("There is no page " + "7" * 24 + "…: the list has 1 page")
+    job.delete()
+    empty = api.get("/api/tasks/", {"page": "3"}).json()["detail"]
+    assert empty == "There is no page 3: the list is empty."
