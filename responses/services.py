@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import audit
@@ -152,7 +153,13 @@ def responses_export_send_again(*, job: Job, by: Any) -> dict[str, Any]:
             raise SendAgainRefused(str(exc)) from None
         raise  # no permission: 403; the cap: 429
     result, reason = mail.send(job)
-    result["sends_again"] = sends_again + 1
     error = mail.failure_text(job, reason) if reason else ""
-    Job.objects.filter(id=job.id).update(result=result, error=error)
+    with transaction.atomic():
+        # Another click may have claimed a send meanwhile (and sent it sooner): the
+        # count only grows, or a slow mail would give back a send already used.
+        _lock(Job, job.id)
+        job.refresh_from_db(fields=["result"])
+        claimed = int((job.result or {}).get("sends_again", 0))
+        result["sends_again"] = max(claimed, sends_again + 1)
+        Job.objects.filter(id=job.id).update(result=result, error=error)
     return result

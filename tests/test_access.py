@@ -619,3 +619,48 @@ def test_the_mail_writes_counts_as_people_read_them(user, mailoutbox) -> None:  
     (sent,) = mailoutbox
     assert sent.subject == "Collect: your export of form responses (200,000 rows)"
     assert "It has 200,000 rows." in sent.body
+
+
+@pytest.mark.servers  # how concurrent transactions see each other is the database's
+def test_a_slow_send_again_cannot_give_back_a_send(  # type: ignore[no-untyped-def]
+    transactional_db, user, settings, mailoutbox, monkeypatch
+) -> None:
+    """Two clicks overlap and the first one's mail is slower: three sends in all, never four."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from responses.services import SendAgainRefused, responses_export_send_again
+
+    settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = 100
+    export = _finished_export(user)
+    real_send, second_done = mail.send, threading.Event()
+
+    def send(job: Job) -> object:
+        if threading.current_thread().name == "slow":
+            second_done.wait(30)  # the other click's whole send happens meanwhile
+        return real_send(job)
+
+    monkeypatch.setattr(mail, "send", send)
+
+    def slow() -> None:
+        try:
+            responses_export_send_again(job=export, by=user)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=slow, name="slow")
+    first.start()
+    deadline = time.monotonic() + 30
+    while (Job.objects.get(id=export.id).result or {}).get("sends_again") != 1:
+        assert time.monotonic() < deadline, "the first click never claimed its send"
+        time.sleep(0.02)
+    responses_export_send_again(job=export, by=user)
+    second_done.set()
+    first.join(30)
+    assert Job.objects.get(id=export.id).result["sends_again"] == 2
+    responses_export_send_again(job=export, by=user)
+    with pytest.raises(SendAgainRefused, match="already sent again 3 times"):
+        responses_export_send_again(job=export, by=user)
+    assert len(mailoutbox) == 3
