@@ -13,7 +13,8 @@ every way in (page, API, seed URL, command line):
    are always refused: they name no organisation. Otherwise
    ``RecipientRefused`` (HTTP 400 on the field ``email``).
 3. **Daily cap**: at most ``COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY``
-   export mails to one address in any 24 hours, whoever asks: each export
+   export mails to one mailbox (``mailbox``: any case, any ``+tag``) in any
+   24 hours, whoever asks: each export
    and each "Send again" of one (stopped exports, which send nothing, do not
    count). Otherwise ``RecipientCapReached`` (HTTP 429 with ``Retry-After``).
 """
@@ -30,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import AuditAction, AuditEntry, Job, State
@@ -174,6 +176,18 @@ def send_again_refusal(job: Job) -> str:
     return ""
 
 
+def mailbox(address: str) -> str:
+    """The mailbox ``address`` reaches, as the daily cap counts it: lower case, no ``+tag``.
+
+    ``team+1@example.org`` and ``Team+2@example.org`` reach ``team@example.org``
+    on every mail system that supports subaddressing (RFC 5233; Microsoft 365,
+    Google, Postfix's ``recipient_delimiter``), so they share one cap; where a
+    system does not, two mailboxes share one: the cap errs on the strict side.
+    """
+    local, _, domain = address.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
 @contextmanager
 def recipient_locked(recipient: str) -> Iterator[None]:
     """A transaction holding ``recipient``'s ``MailRecipient`` row locked (``SELECT … FOR UPDATE``).
@@ -190,7 +204,7 @@ def recipient_locked(recipient: str) -> Iterator[None]:
     """
     from responses.models import MailRecipient
 
-    address = recipient.strip().lower()
+    address = mailbox(recipient)
     MailRecipient.objects.bulk_create([MailRecipient(address=address)], ignore_conflicts=True)
     with transaction.atomic():
         locked = MailRecipient.objects.select_for_update().filter(address=address)
@@ -214,8 +228,10 @@ def check_daily_cap(recipient: str) -> None:
     free_at = times[len(times) - cap] + timedelta(days=1)
     wait = max(1, int((free_at - timezone.now()).total_seconds()) + 1)
     exports = "export" if cap == 1 else "exports"
+    box = mailbox(recipient)
+    who = recipient if box == recipient.strip().lower() else f"{recipient} (the mailbox {box})"
     raise RecipientCapReached(
-        f"{recipient} has already been sent {cap:,} {exports} in the last 24 hours "
+        f"{who} has already been sent {cap:,} {exports} in the last 24 hours "
         "(“Send again” included), the most allowed. Try again after "
         f"{timezone.localtime(free_at):%Y-%m-%d %H:%M %Z}, or download a recent export from "
         "its job page.",
@@ -224,7 +240,9 @@ def check_daily_cap(recipient: str) -> None:
 
 
 def sent_times(recipient: str, *, since: datetime) -> list[datetime]:
-    """When exports were mailed to ``recipient`` since ``since``, oldest first (the daily cap).
+    """When exports were mailed to ``recipient``'s ``mailbox`` since ``since``, oldest first.
+
+    The daily cap's count: any spelling of the mailbox (case, ``+tag``) counts.
 
     Every mail of an export counts: its first (the export's creation; a stopped
     export, which sends nothing, does not count) and each "Send again" (the
@@ -232,7 +250,10 @@ def sent_times(recipient: str, *, since: datetime) -> list[datetime]:
     before it is sent; a send that then fails still counts). At most about
     the cap's number of rows each, which the cap keeps so.
     """
-    exports = Job.objects.filter(kind=EXPORT_KIND, params__email__iexact=recipient)
+    box = mailbox(recipient)
+    local, _, domain = box.rpartition("@")
+    tagged = Q(params__email__istartswith=f"{local}+", params__email__iendswith=f"@{domain}")
+    exports = Job.objects.filter(Q(params__email__iexact=box) | tagged, kind=EXPORT_KIND)
     first = (
         exports.filter(created_at__gte=since)
         .exclude(state=State.STOPPED)

@@ -207,6 +207,26 @@ def test_a_daily_cap_per_recipient_answers_429_with_when(user, manager_user, set
     assert any("has already been sent 2 exports" in d for d in refusals())
 
 
+@pytest.mark.servers  # JSON key lookups with LIKE, which each database does its own way
+@pytest.mark.django_db
+def test_tagged_spellings_of_one_mailbox_share_its_cap(user, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.COLLECT_EXPORT_MAILS_PER_RECIPIENT_PER_DAY = 2
+    api = token_client(user)
+
+    def export(address: str) -> int:
+        return int(api.post(EXPORT, {"email": address}, format="json").status_code)
+
+    assert [export("team+a@example.com"), export("Team+B@example.com")] == [202, 202]
+    refused = api.post(EXPORT, {"email": "team@example.com"}, format="json")
+    assert refused.status_code == 429
+    assert export("team+c@example.com") == 429
+    tagged = api.post(EXPORT, {"email": "team+d@example.com"}, format="json").json()["detail"]
+    assert tagged.startswith("team+d@example.com (the mailbox team@example.com) has already")
+    # Other mailboxes, however alike, have their own.
+    assert [export(a) for a in ("team_x@example.com", "teamx@example.com")] == [202, 202]
+    assert export("team@other.example.com") == 400  # not an allowed domain at all
+
+
 @pytest.mark.servers  # a JSON key lookup, which each database does its own way
 @pytest.mark.django_db
 def test_send_again_counts_against_the_daily_cap_as_every_mail_does(  # type: ignore[no-untyped-def]
