@@ -46,6 +46,6 @@ class Command(BaseCommand):
         done = create_responses(n, start=start, end=end, seed=seed)
         took = time.monotonic() - began
         self.stdout.write(
-            f"Inserted {done} form responses from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} "
-            f"in {took:.1f} s ({done / took if took else 0:.0f} rows/s)."
+            f"Inserted {done:,} form responses from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} "
+            f"in {took:.1f} s ({done / took if took else 0:,.0f} rows/s)."
         )

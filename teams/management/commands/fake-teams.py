@@ -30,4 +30,4 @@ class Command(BaseCommand):
         else:
             with open(out, "w", encoding="utf-8", newline="") as fh:
                 write_fake_teams(fh, n, seed=seed, newline="\n" if lf else "\r\n")
-        self.stdout.write(f"{n} teams written to {out} in {time.monotonic() - started:.1f}s")
+        self.stdout.write(f"{n:,} teams written to {out} in {time.monotonic() - started:.1f} s")
