@@ -86,6 +86,15 @@ class _ErrorReport:
         self._text.close()
 
 
+def _delete_created(job_id: Any, limit: int, after: int) -> tuple[int, int | None]:
+    """``loader.delete_created`` past ``after``, on past chunks someone else emptied meanwhile."""
+    while True:
+        deleted, last = loader.delete_created(job_id=job_id, limit=limit, after=after)
+        if deleted or last is None:
+            return deleted, last
+        after = last
+
+
 class TeamImport(JobKind):
     name = "import_teams"
     verbose_name = "Import teams"
@@ -358,7 +367,14 @@ class TeamImport(JobKind):
                 return restored
         limit = int(ctx.state.get("undo_chunk", UNDO_CHUNK))
         started = time.monotonic()
-        deleted = loader.delete_created(job_id=ctx.job.id, limit=limit)
+        after = int(ctx.state.get("undo_after", 0))
+        deleted, last = _delete_created(ctx.job.id, limit, after)
+        if last is None and after:
+            # Nothing above the last chunk: look once more from the start, so the undo
+            # ends only when no row of the job is left at all (as after a takeover,
+            # whose state starts empty).
+            deleted, last = _delete_created(ctx.job.id, limit, 0)
+        ctx.state["undo_after"] = last or 0
         took = time.monotonic() - started
         if deleted == limit and took > 0:
             # Chunks of about UNDO_CHUNK_SECONDS: few statements and commits, and the

@@ -195,10 +195,12 @@ def test_the_undo_deletes_the_jobs_rows_in_chunks_and_no_other(user) -> None:  #
         services.job_create(kind="import_teams", owner=user, params={}) for _ in range(2)
     )
     Team.objects.bulk_create([Team(name=f"T{i}", job=mine if i % 3 else other) for i in range(30)])
-    deleted = []
-    while n := loader.delete_created(job_id=mine.id, limit=7):
-        deleted.append(n)
+    deleted, after = [], 0
+    while (chunk := loader.delete_created(job_id=mine.id, limit=7, after=after))[1]:
+        deleted.append(chunk[0])
+        after = chunk[1]
     assert deleted == [7, 7, 6]
+    assert loader.delete_created(job_id=mine.id, limit=7, after=after) == (0, None)
     assert not Team.objects.filter(job=mine).exists()
     assert Team.objects.filter(job=other).count() == 10
 
@@ -212,3 +214,23 @@ def test_deleting_an_import_job_keeps_its_teams(user) -> None:  # type: ignore[n
     Team.objects.bulk_create([Team(name="Kept", job=job), Team(name="Other", job=other)])
     job.delete()
     assert dict(Team.objects.values_list("name", "job_id")) == {"Kept": None, "Other": other.id}
+
+
+@pytest.mark.django_db
+def test_the_undo_goes_on_from_its_last_chunk_and_ends_with_nothing_left(user) -> None:  # type: ignore[no-untyped-def]
+    from jobs.kinds import RunContext, get_kind
+
+    job = services.job_create(kind="import_teams", owner=user, params={})
+    Team.objects.bulk_create([Team(name=f"T{i}", job=job) for i in range(12)])
+    kind, ctx = get_kind(job.kind), RunContext(job=job, heartbeat_fn=lambda: None)
+    ids = sorted(Team.objects.filter(job=job).values_list("id", flat=True))
+    # As after a chunk: the next one starts past the rows it deleted.
+    ctx.state.update(undo_chunk=5, undo_after=ids[4])
+    assert kind.undo_chunk(ctx) == 5
+    assert sorted(Team.objects.values_list("id", flat=True)) == ids[:5] + ids[10:]
+    # Rows below the mark (a row written late, a stale mark) are found by a last look
+    # from the start: the undo ends only with none of the job's rows left.
+    removed = []
+    while n := kind.undo_chunk(ctx):
+        removed.append(n)
+    assert removed == [2, 5] and not Team.objects.filter(job=job).exists()
