@@ -42,13 +42,14 @@ class FormResponse(models.Model):
 
 
 class MailRecipient(models.Model):
-    """An address exports are mailed to: the row its daily cap is counted under.
+    """A mailbox exports are mailed to: the row its daily cap is counted under.
 
-    ``policy.lock_recipient`` makes it if need be and locks it (``SELECT … FOR
-    UPDATE``) for the transaction that counts the address's mails and records
-    the next one, so concurrent requests for one address (from different
-    users, or "Send again" on different exports) are counted one at a time.
-    One row per address, in lower case; nothing else is kept here.
+    ``policy.recipient_locked`` makes it if need be and locks it (``SELECT …
+    FOR UPDATE``) for the transaction that counts the mailbox's mails and
+    records the next one, so concurrent requests for one mailbox (from
+    different users, or "Send again" on different exports) are counted one at
+    a time. One row per ``policy.mailbox`` (lower case, no ``+tag``); nothing
+    else is kept here.
     """
 
     address = models.CharField(max_length=254, unique=True)

@@ -56,12 +56,12 @@ from teams.models import Team
 from teams.readers import Reader, Record
 
 UTF8 = frozenset({"utf-8", "utf-8-sig", "ascii"})
-# PostgreSQL's COPY option for each delimiter the CSV reader detects.
 # At most this many offsets (8 bytes each, so 8 MiB) of rows read again are kept for
 # a plan; batches past it go row by row (~10% slower on PostgreSQL, paired runs in
 # docs/performance.md). 4,000,000 (32 MiB) lifted the worker's peak from ~115 MiB
 # (200,000 rows) to 142 MiB on a 10,000,000-row file a third of whose rows are rewritten.
 PLAN_MAX_OTHERS = 1_048_576
+# PostgreSQL's COPY option for each delimiter the CSV reader detects.
 PG_DELIMITER = {",": "','", ";": "';'", "\t": "E'\\t'", "|": "'|'"}
 
 
@@ -313,10 +313,10 @@ def delete_created(*, job_id: Any, limit: int, after: int = 0) -> tuple[int, int
 
     Returns ``(deleted, last_id)``; ``last_id`` is the highest id of the chunk,
     to pass as ``after`` next time, or None when the job has no team above
-    ``after``. Two statements, both range scans of the ``(job, id)`` index
-    starting past ``after``: the chunk's last id (``ORDER BY id LIMIT``), then
-    ``DELETE … WHERE job_id = … AND id > after AND id <= last`` (PostgreSQL: one
-    statement, deleting the chunk's rows by ``ctid``). Starting past
+    ``after``. The chunk is read in ``(job, id)`` index order starting past
+    ``after`` (``ORDER BY job_id, id LIMIT``); PostgreSQL then deletes its rows by
+    ``ctid`` in the same statement, the others run ``DELETE … WHERE job_id = …
+    AND id > after AND id <= last``. Starting past
     the rows already deleted matters: PostgreSQL keeps their index entries
     until a vacuum (InnoDB until its purge), and a scan from the job's first
     entry walked all of them again on every chunk; a 10,000,000-row undo on
@@ -344,7 +344,11 @@ def delete_created(*, job_id: Any, limit: int, after: int = 0) -> tuple[int, int
                 [job, after, limit],
             )
             deleted, last = cursor.fetchone()
-            cursor.execute("RESET enable_bitmapscan; RESET enable_sort")
+            # Back to the configured values for the rest of the transaction (RESET would
+            # be a session-wide SET).
+            cursor.execute(
+                "SET LOCAL enable_bitmapscan TO DEFAULT; SET LOCAL enable_sort TO DEFAULT"
+            )
             return int(deleted), None if last is None else int(last)
         cursor.execute(f"SELECT MAX(id) FROM ({chunk}) chunk", [job, after, limit])  # noqa: S608
         last = cursor.fetchone()[0]
